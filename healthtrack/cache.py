@@ -1,0 +1,219 @@
+"""Caching that never takes the API down, and per-user data versions.
+
+``ResilientRedisCache`` is django-redis behind a circuit breaker: when Redis fails or
+hangs (socket timeouts ~100 ms), the failing call behaves as a cache miss, Redis is
+skipped for ``CACHE_RETRY_AFTER_SECONDS``, a warning is logged at most once a minute,
+and the next call after that tries Redis again, so caching resumes on its own.
+
+Per-user data versions: every write to a user's health data bumps one counter, and
+every cached read for that user is keyed by it, so invalidation is one ``INCR`` and
+never a key scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django_redis.cache import RedisCache
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("healthtrack.cache")
+
+_CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
+_WARNING_INTERVAL_SECONDS = 60.0
+
+
+class _Breaker:
+    """Process-wide open/closed state for the Redis connection."""
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+        self.last_warning = 0.0
+        self.lock = threading.Lock()
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def trip(self, operation: str, error: Exception) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.open_until = now + settings.CACHE_RETRY_AFTER_SECONDS
+            should_warn = now - self.last_warning >= _WARNING_INTERVAL_SECONDS
+            if should_warn:
+                self.last_warning = now
+        if should_warn:
+            logger.warning(
+                "Redis unavailable (%s failed: %s); serving from the database and "
+                "failing rate limits open until it answers again.",
+                operation,
+                error.__class__.__name__,
+            )
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+breaker = _Breaker()
+
+# What each operation returns when Redis is unavailable: a miss, or "not stored".
+_FALLBACKS: dict[str, Any] = {
+    "add": False,
+    "set": False,
+    "set_many": [],
+    "delete": False,
+    "delete_many": 0,
+    "get_many": {},
+    "has_key": False,
+    "incr": None,
+    "decr": None,
+    "touch": False,
+    "ttl": None,
+    "expire": False,
+    "persist": False,
+    "clear": False,
+    "incr_version": None,
+}
+
+
+def _resilient(name: str):
+    parent = getattr(RedisCache, name)
+
+    def method(self, *args, **kwargs):
+        if not breaker.allows():
+            return _FALLBACKS[name]
+        try:
+            return parent(self, *args, **kwargs)
+        except _CACHE_ERRORS as error:
+            breaker.trip(name, error)
+            return _FALLBACKS[name]
+
+    method.__name__ = name
+    method.__doc__ = parent.__doc__
+    return method
+
+
+class ResilientRedisCache(RedisCache):
+    """django-redis whose failures become misses instead of 500s."""
+
+    def get(self, key, default=None, version=None, client=None):
+        if not breaker.allows():
+            return default
+        try:
+            return super().get(key, default=default, version=version, client=client)
+        except _CACHE_ERRORS as error:
+            breaker.trip("get", error)
+            return default
+
+    for _name in _FALLBACKS:
+        locals()[_name] = _resilient(_name)
+    del _name
+
+    def ping(self) -> bool:
+        """Ask Redis directly, ignoring the breaker (health checks)."""
+        try:
+            ok = bool(self.client.get_client().ping())
+        except _CACHE_ERRORS:
+            return False
+        if ok:
+            breaker.reset()
+        return ok
+
+
+def cache_available() -> bool:
+    """True when the cache answers right now (locmem always does)."""
+    ping = getattr(cache, "ping", None)
+    if ping is None:
+        return True
+    return ping()
+
+
+# --- Per-user data versions -------------------------------------------------------
+
+
+def _data_version_key(user_id: int) -> str:
+    return f"dv:{user_id}"
+
+
+def _fresh_version() -> int:
+    # Time-based, not 1: if the counter is evicted or Redis restarts, the new version
+    # can never equal one that old cached entries were stored under.
+    return time.time_ns() // 1000
+
+
+# Bumps that could not reach Redis; replayed as soon as it answers again, so entries
+# cached before an outage are never served after a write made during it.
+_pending_bumps: set[int] = set()
+_pending_lock = threading.Lock()
+
+
+def _replay_pending_bumps() -> None:
+    with _pending_lock:
+        pending = list(_pending_bumps)
+        _pending_bumps.clear()
+    for user_id in pending:
+        _bump(user_id)
+
+
+def user_data_version(user_id: int) -> int | None:
+    """The current data version of a user, or None when the cache is unavailable."""
+    if _pending_bumps:
+        _replay_pending_bumps()
+    key = _data_version_key(user_id)
+    version = cache.get(key)
+    if version is None:
+        candidate = _fresh_version()
+        if cache.add(key, candidate, timeout=None):
+            return candidate
+        version = cache.get(key)
+    return version
+
+
+def user_data_version_bump(*, user_id: int) -> None:
+    """Invalidate every cached read of this user's data (one INCR).
+
+    Bumps now and again when the surrounding transaction commits, so a value cached
+    in between from not-yet-committed data is never served afterwards.
+    """
+    _bump(user_id)
+    transaction.on_commit(lambda: _bump(user_id))
+
+
+def _bump(user_id: int) -> None:
+    key = _data_version_key(user_id)
+    try:
+        bumped = cache.incr(key)
+    except ValueError:  # no counter yet: any fresh value differs from older entries
+        bumped = None
+    # Only the Redis backend answers False for "not stored"; locmem answers None.
+    if bumped is None and cache.set(key, _fresh_version(), timeout=None) is False:
+        with _pending_lock:
+            _pending_bumps.add(user_id)
+
+
+def versioned_key(user_id: int, version: int, name: str, *parts: Any) -> str:
+    suffix = ":".join(str(part) for part in parts)
+    return f"{name}:{user_id}:{version}:{suffix}"
+
+
+def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute):
+    """Return ``(value, cached)``: ``compute()`` cached under the user's data version.
+
+    When the cache is unavailable the value is computed from the database every time.
+    """
+    version = user_data_version(user_id)
+    if version is None:
+        return compute(), False
+    key = versioned_key(user_id, version, name, *parts)
+    value = cache.get(key)
+    if value is not None:
+        return value, True
+    value = compute()
+    cache.set(key, value, timeout=timeout)
+    return value, False

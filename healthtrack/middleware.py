@@ -1,0 +1,95 @@
+"""Cross-cutting middleware: request ids, API path normalisation, body limits, JSON 500s."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from healthtrack.context import RequestContext, bind_request_context, unbind_request_context
+from healthtrack.errors import is_api_path, json_error, server_error_response
+
+logger = logging.getLogger("healthtrack.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# Paths whose canonical form has no trailing slash; the admin keeps Django's slashes.
+_SLASHLESS_PREFIXES = ("/api/", "/health/", "/docs/", "/redoc/", "/metrics/")
+
+
+class RequestIdMiddleware:
+    """Accept a well-formed ``X-Request-ID`` or make one; echo it and bind it to logs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        context = RequestContext(request_id=request_id, path=request.path, method=request.method)
+        request.log_context = context
+        token = bind_request_context(context)
+        try:
+            response = self.get_response(request)
+        finally:
+            unbind_request_context(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def _max_body_bytes(view_func, method: str) -> int:
+    """The body limit declared by the view (or its DRF action), else the default."""
+    view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
+    actions = getattr(view_func, "actions", None) or {}
+    handler = getattr(view_class, actions.get(method.lower(), ""), None) if view_class else None
+    for owner in (handler, view_class, view_func):
+        limit = getattr(owner, "max_body_bytes", None)
+        if limit is not None:
+            return limit
+    return settings.MAX_REQUEST_BODY_BYTES
+
+
+class ApiPathMiddleware:
+    """Accept API paths with or without a trailing slash, cap body sizes, answer in JSON.
+
+    Canonical API paths have no trailing slash; ``/api/v1/users/`` is served as
+    ``/api/v1/users`` without a redirect, so POST bodies survive. A body over the
+    view's limit is refused with 413 before it is read. Unhandled exceptions under API
+    paths become a JSON 500 (the traceback goes to the log), even with DEBUG on.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path_info = request.path_info
+        if len(path_info) > 1 and path_info.endswith("/") and path_info.startswith(_SLASHLESS_PREFIXES):
+            request.path_info = path_info.rstrip("/")
+            request.path = request.META.get("SCRIPT_NAME", "").rstrip("/") + request.path_info
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return json_error(400, "Invalid Content-Length header.", "bad_request")
+        if length:
+            limit = _max_body_bytes(view_func, request.method)
+            if length > limit:
+                return json_error(
+                    413,
+                    f"Request body of {length} bytes is over this endpoint's limit of {limit} bytes.",
+                    "payload_too_large",
+                )
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if not is_api_path(request.path):
+            return None
+        logger.exception("Unhandled exception on %s %s", request.method, request.path, exc_info=exception)
+        return server_error_response()

@@ -1,0 +1,84 @@
+"""``limit``/``skip`` pagination for every list route."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+
+
+class LimitSkipPagination(LimitOffsetPagination):
+    """Offset pagination spelled ``limit`` and ``skip``.
+
+    The body is ``{count, limit, skip, next, previous, results}``. Out-of-range values
+    are a 400 naming the parameter rather than being silently clamped.
+    """
+
+    default_limit = 50
+    max_limit = 500
+    limit_query_param = "limit"
+    offset_query_param = "skip"
+
+    def get_limit(self, request):
+        return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
+
+    def get_offset(self, request):
+        return self._parse(request, self.offset_query_param, 0, 0, None)
+
+    @staticmethod
+    def _parse(request, name: str, default: int, minimum: int, maximum: int | None) -> int:
+        raw = request.query_params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValidationError({name: ["A whole number is required."]}) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ValidationError({name: [f"Must be {bounds}."]})
+        return value
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.count,
+                "limit": self.limit,
+                "skip": self.offset,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["count", "limit", "skip", "next", "previous", "results"],
+            "properties": {
+                "count": {"type": "integer", "example": 123},
+                "limit": {"type": "integer", "example": self.default_limit},
+                "skip": {"type": "integer", "example": 0},
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.limit_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (1-{self.max_limit}, default {self.default_limit}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_limit},
+            },
+            {
+                "name": self.offset_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Rows to skip before the first one returned.",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+        ]

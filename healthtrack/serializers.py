@@ -1,0 +1,33 @@
+"""Serializer pieces every app uses."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class StrictFieldsMixin:
+    """Refuse keys the serializer does not know, so typos and privilege fields
+    (``is_staff``, ``user_id`` ...) are a 400 naming them instead of silently ignored.
+    Read-only fields of the representation are accepted and ignored, so a client may
+    PUT back what it got."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field; it cannot be set."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    detail = serializers.CharField(help_text="What went wrong, in a sentence.")
+    code = serializers.CharField(help_text="Stable machine-readable error code.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors: field (dotted path for nested fields) to reasons.",
+    )

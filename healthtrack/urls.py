@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from healthtrack import errors
+from healthtrack.health import HealthView
+
+api_v1 = [
+    path("", include("users.urls")),
+    path("", include("metrics.urls")),
+    path("", include("nutrition.urls")),
+    path("", include("goals.urls")),
+    path("", include("insights.urls")),
+]
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    # Anything else under the API answers a JSON 404, also when DEBUG is on.
+    re_path(r"^api(?:/.*)?$", errors.api_not_found),
+]
+
+handler400 = "healthtrack.errors.bad_request"
+handler403 = "healthtrack.errors.permission_denied"
+handler404 = "healthtrack.errors.page_not_found"
+handler500 = "healthtrack.errors.server_error"

@@ -1,0 +1,46 @@
+"""Database expressions shared by every app that groups data by a person's day."""
+
+from __future__ import annotations
+
+from django.db.models import DateField, F, Func, Value
+from django.db.models.functions import Coalesce
+
+
+class LocalDate(Func):
+    """The calendar date of a UTC timestamp in a time zone that may differ per row.
+
+    ``LocalDate("recorded_at", F("user__profile__timezone"))`` lets one GROUP BY query
+    bucket many users' samples into each user's own local days. PostgreSQL computes
+    ``(ts AT TIME ZONE tz)::date``; SQLite uses the date function Django registers on
+    every SQLite connection, which takes the zone name as an argument.
+    """
+
+    output_field = DateField()
+    arity = 2
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((%(expressions)s)::date)",
+            arg_joiner=" AT TIME ZONE ",
+            **extra_context,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="django_datetime_cast_date(%(expressions)s, 'UTC')",
+            **extra_context,
+        )
+
+
+def user_timezone(path: str = "user__profile__timezone"):
+    """The row owner's IANA time zone, UTC when unknown."""
+    return Coalesce(F(path), Value("UTC"))
+
+
+def local_date(timestamp_field: str, tz=None) -> LocalDate:
+    """Local date of ``timestamp_field`` in the owner's zone, or in ``tz`` (a zone name)."""
+    return LocalDate(F(timestamp_field), Value(tz) if isinstance(tz, str) else (tz or user_timezone()))

@@ -7,6 +7,7 @@ tests check the documents against that schema.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from django.utils.dateparse import parse_date, parse_datetime
@@ -17,6 +18,7 @@ from rest_framework import serializers
 from metrics.registry import METRIC_TYPE_CHOICES
 from users.serializers import UserProfileSerializer
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BOUND_HELP = (
     "An ISO 8601 date-time with offset (2024-05-01T08:00:00+02:00), or a date (2024-05-01) "
     "meaning that local day of the person. A time without offset is the person's local time."
@@ -38,9 +40,8 @@ class DateOrDateTimeField(serializers.Field):
             self.fail("invalid")
         text = data.strip()
         try:
-            parsed = parse_datetime(text)
-            if parsed is None and "T" not in text and " " not in text:
-                parsed = parse_date(text)
+            # A bare date first: parse_datetime would read it as midnight.
+            parsed = parse_date(text) if _DATE_ONLY.match(text) else parse_datetime(text)
         except ValueError:
             parsed = None
         if parsed is None:

@@ -37,6 +37,7 @@ import re
 # ("billion laughs") is capped by expat itself; interop/tests checks both.
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -573,7 +574,7 @@ def iter_apple_health(
             raise AppleHealthFormatError(
                 f"export.xml is not well-formed XML at line {line}, column {column}."
             ) from None
-        except zipfile.BadZipFile as error:
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             raise AppleHealthFormatError(f"The zip is damaged: {error}.") from None
     yield from state.daily_records()
 

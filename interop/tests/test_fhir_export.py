@@ -353,11 +353,23 @@ def test_query_count_does_not_grow_with_observations(auth_client, user, django_a
     assert len(small["entry"]) == 4 and len(large["entry"]) == 64
 
 
+def refuse_materialising(*models):
+    """Patch QuerySet._fetch_all so loading a whole queryset of ``models`` fails the test."""
+    original = QuerySet._fetch_all
+
+    def fetch_all(queryset):
+        if queryset.model in models:
+            raise AssertionError(f"a {queryset.model.__name__} queryset was materialised")
+        return original(queryset)
+
+    return mock.patch.object(QuerySet, "_fetch_all", autospec=True, side_effect=fetch_all)
+
+
 def test_rows_are_streamed_never_materialised(auth_client, user):
     HealthMetricFactory.create_batch(5, user=user)
-    response = auth_client.get(url(user.pk))
     # The rows are read while the body is written, through .iterator(), never as a list.
-    with mock.patch.object(QuerySet, "_fetch_all", side_effect=AssertionError("queryset materialised")):
+    with refuse_materialising(HealthMetric):
+        response = auth_client.get(url(user.pk))
         chunks = list(response.streaming_content)
     assert len(json.loads(b"".join(chunks))["entry"]) == 6
 
@@ -375,11 +387,10 @@ def test_memory_stays_bounded_for_20k_observations(user):
         )
         for n in range(20_000)
     )
-    stream = services.fhir_bundle_stream(subject=user)
     total = chunks = 0
     tracemalloc.start()
     try:
-        for chunk in stream:
+        for chunk in services.fhir_bundle_stream(subject=user):
             total += len(chunk)
             chunks += 1
         _, peak = tracemalloc.get_traced_memory()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from unittest import mock
 
 import jsonschema
 import pytest
-from django.db.models.query import QuerySet
 from django.http import StreamingHttpResponse
 
+from goals.models import HealthGoal
 from healthtrack.models import AuditEvent
+from insights.models import HealthInsight
 from interop.tests.factories import (
     AuditEventFactory,
     HealthGoalFactory,
@@ -18,6 +18,10 @@ from interop.tests.factories import (
     HealthMetricFactory,
     NutritionLogFactory,
 )
+from interop.tests.test_fhir_export import refuse_materialising
+from metrics.models import HealthMetric
+from nutrition.models import NutritionLog
+from users.models import CareTeamMembership
 from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory
 
 pytestmark = pytest.mark.django_db
@@ -211,7 +215,9 @@ def test_query_count_does_not_grow_with_rows(auth_client, user, django_assert_nu
 
 
 def test_sections_are_streamed_never_materialised(auth_client, user, full_account):
-    response = auth_client.get(URL)
-    with mock.patch.object(QuerySet, "_fetch_all", side_effect=AssertionError("queryset materialised")):
+    with refuse_materialising(
+        HealthMetric, NutritionLog, HealthGoal, HealthInsight, CareTeamMembership, AuditEvent
+    ):
+        response = auth_client.get(URL)
         document = json.loads(b"".join(response.streaming_content))
     assert len(document["health_metrics"]) == 1

@@ -11,7 +11,6 @@ import re
 from datetime import date, datetime
 
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,7 +24,9 @@ _BOUND_HELP = (
 )
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
+)
 class DateOrDateTimeField(serializers.Field):
     """A query bound: an ISO 8601 date-time (aware or naive) or a date."""
 
@@ -38,7 +39,7 @@ class DateOrDateTimeField(serializers.Field):
     def to_internal_value(self, data) -> date | datetime:
         if not isinstance(data, str):
             self.fail("invalid")
-        text = data.strip()
+        text = data.strip().upper()  # RFC 3339 allows a lower-case "t" and "z"
         try:
             # A bare date first: parse_datetime would read it as midnight.
             parsed = parse_date(text) if _DATE_ONLY.match(text) else parse_datetime(text)

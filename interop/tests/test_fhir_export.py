@@ -243,6 +243,11 @@ def test_dates_mean_the_persons_local_days(make_client):
     assert ids == [str(evening.pk)]
 
 
+def test_rfc3339_lower_case_separators_are_accepted(auth_client, user):
+    metric = HealthMetricFactory(user=user, recorded_at=BASE_TIME)
+    assert _window_ids(auth_client, user, since="2024-03-01t08:00:00z") == [str(metric.pk)]
+
+
 @pytest.mark.parametrize("param", ["since", "until"])
 @pytest.mark.parametrize("bad", ["yesterday", "2024-13-01", "2024-03-01T25:00:00Z", "1709280000"])
 def test_bad_bounds_are_a_400_naming_the_parameter(auth_client, user, param, bad):

@@ -370,3 +370,8 @@ def test_notes_and_device_are_kept():
         "8867-4", 60, "/min", note=[{"text": "after stairs"}], device={"display": "Polar H10"}
     )
     assert parse_one(resource).notes == "after stairs\nDevice: Polar H10"
+
+
+def test_normalized_records_refuse_naive_times():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        MetricSample("heart_rate", 60, "bpm", datetime.datetime(2024, 3, 1, 8), "fhir", None)

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "nutrition",
     "goals",
     "insights",
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -253,6 +254,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# Namespace of the identifiers in FHIR exports (a URL or URN this deployment owns). Keep
+# it stable: receiving systems recognise re-exported resources by it.
+FHIR_SYSTEM_BASE = env.str("FHIR_SYSTEM_BASE", default="urn:healthtrack")
 
 # --- Security -------------------------------------------------------------------
 SECURE_TRANSPORT = env.bool("SECURE_TRANSPORT", default=not DEBUG)

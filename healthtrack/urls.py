@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("nutrition.urls")),
     path("", include("goals.urls")),
     path("", include("insights.urls")),
+    path("", include("interop.urls")),
 ]
 
 urlpatterns = [

@@ -50,7 +50,9 @@ _POSTGRES_ARRAY_TYPES = {
 BULK_INSERT_ATTEMPTS = 3
 
 
-def _after_write(*, user_id: int, metric_types: Iterable[str]) -> None:
+def metric_data_changed(*, user_id: int, metric_types: Iterable[str]) -> None:
+    """What follows every write of a user's samples (also those made in the admin):
+    cached reads of their data go stale, and their goals follow the changed types."""
     user_data_version_bump(user_id=user_id)
     goals_follow_metrics(user_id=user_id, metric_types=sorted(set(metric_types)))
 
@@ -70,7 +72,7 @@ def metric_create(*, user_id: int, fields: Mapping[str, Any]) -> tuple[HealthMet
     try:
         with transaction.atomic():
             metric = HealthMetric.objects.create(user_id=user_id, **fields)
-            _after_write(user_id=user_id, metric_types=[metric.metric_type])
+            metric_data_changed(user_id=user_id, metric_types=[metric.metric_type])
     except IntegrityError:
         if external_id is None:
             raise
@@ -101,14 +103,14 @@ def metric_update(*, metric_id: int, data: Any, partial: bool, now: datetime | N
         for name, value in fields.items():
             setattr(metric, name, value)
         metric.save(update_fields=list(fields))
-        _after_write(user_id=metric.user_id, metric_types={previous_type, metric.metric_type})
+        metric_data_changed(user_id=metric.user_id, metric_types={previous_type, metric.metric_type})
     return metric
 
 
 @transaction.atomic
 def metric_delete(*, metric: HealthMetric) -> None:
     HealthMetric.objects.filter(pk=metric.pk).delete()
-    _after_write(user_id=metric.user_id, metric_types=[metric.metric_type])
+    metric_data_changed(user_id=metric.user_id, metric_types=[metric.metric_type])
 
 
 def _insert_rows(*, user_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -189,7 +191,7 @@ def metric_bulk_ingest(*, user_id: int, samples: Sequence[Any], now: datetime | 
             with transaction.atomic():
                 created_ids = _insert_rows(user_id=user_id, rows=fresh) if fresh else []
                 if created_ids:
-                    _after_write(user_id=user_id, metric_types={row["metric_type"] for row in fresh})
+                    metric_data_changed(user_id=user_id, metric_types={row["metric_type"] for row in fresh})
         except IntegrityError:
             if attempt == BULK_INSERT_ATTEMPTS:
                 raise

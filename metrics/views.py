@@ -24,12 +24,11 @@ from healthtrack.permissions import Access, authorize_subject, is_admin, parse_u
 from metrics import selectors, services
 from metrics.registry import METRIC_TYPES
 from metrics.serializers import (
-    BulkRequestSerializer,
-    BulkResponseSerializer,
-    HealthMetricPatchSerializer,
     HealthMetricSerializer,
     HealthMetricWriteSerializer,
-    SummarySerializer,
+    MetricBulkResultSerializer,
+    MetricBulkSerializer,
+    MetricSummarySerializer,
     metric_as_dict,
     metric_row_as_dict,
 )
@@ -73,7 +72,7 @@ LIST_PARAMS = [
 SUMMARY_PARAMS = [
     OpenApiParameter(
         "days",
-        OpenApiTypes.INT,
+        {"type": "integer", "minimum": 1, "maximum": SUMMARY_MAX_DAYS},
         description=f"Local days to cover, today included (1-{SUMMARY_MAX_DAYS}, default 30).",
     ),
     METRIC_TYPE_PARAM,
@@ -243,7 +242,7 @@ class MetricDetailView(APIView):
         description="Fields sent replace the stored ones and the whole sample is validated again "
         "(a new metric_type re-checks the stored value's unit and range). `unit` describes the "
         "values sent with it. source and external_id cannot change (400).",
-        request=HealthMetricPatchSerializer,
+        request=HealthMetricWriteSerializer,
         responses={200: HealthMetricSerializer},
     )
     def patch(self, request, metric_id: int):
@@ -319,10 +318,10 @@ class MetricBulkView(APIView):
             f"{BULK_MAX_BODY_BYTES} bytes, is 413."
         ),
         parameters=[USER_ID_WRITE_PARAM],
-        request=BulkRequestSerializer,
+        request=MetricBulkSerializer,
         responses={
-            201: OpenApiResponse(BulkResponseSerializer, description="At least one sample stored."),
-            200: OpenApiResponse(BulkResponseSerializer, description="Nothing new stored."),
+            201: OpenApiResponse(MetricBulkResultSerializer, description="At least one sample stored."),
+            200: OpenApiResponse(MetricBulkResultSerializer, description="Nothing new stored."),
         },
     )
     def post(self, request):
@@ -366,7 +365,7 @@ class MetricSummaryView(APIView):
             "seconds (default 300)."
         ),
         parameters=SUMMARY_PARAMS,
-        responses={200: SummarySerializer},
+        responses={200: MetricSummarySerializer},
     )
     def get(self, request):
         user_id, tz = _read_subject(request, request.query_params.get("user_id"))

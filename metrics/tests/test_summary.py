@@ -7,7 +7,11 @@ from django.utils import timezone
 
 from healthtrack.models import AuditEvent
 from metrics.selectors import metric_daily_series
-from metrics.serializers import DailyPointSerializer, MetricSummarySerializer, SummarySerializer
+from metrics.serializers import (
+    MetricDailyPointSerializer,
+    MetricSummarySerializer,
+    MetricTypeSummarySerializer,
+)
 from metrics.tests.factories import HealthMetricFactory
 from metrics.tests.helpers import METRICS, SUMMARY
 from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory, UserFactory
@@ -33,12 +37,12 @@ def add(user, metric_type, value, at, **extra):
 
 
 def assert_matches_schema(body):
-    assert set(body) == set(SummarySerializer().fields)
+    assert set(body) == set(MetricSummarySerializer().fields)
     for summary in body["metrics"].values():
-        assert set(summary) == set(MetricSummarySerializer().fields)
+        assert set(summary) == set(MetricTypeSummarySerializer().fields)
         for point in summary["daily"]:
-            assert set(point) == set(DailyPointSerializer().fields)
-    serializer = SummarySerializer(data=body)
+            assert set(point) == set(MetricDailyPointSerializer().fields)
+    serializer = MetricSummarySerializer(data=body)
     assert serializer.is_valid(), serializer.errors
 
 

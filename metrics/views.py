@@ -90,7 +90,7 @@ def _object_id(raw) -> int:
 
 def _query_metric_type(request) -> str | None:
     raw = request.query_params.get("metric_type")
-    if raw in (None, ""):
+    if raw is None:
         return None
     if raw not in METRIC_TYPES:
         raise ValidationError(
@@ -101,7 +101,7 @@ def _query_metric_type(request) -> str | None:
 
 def _query_datetime(request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     # An unencoded '+' of an offset arrives as a space: "...T08:00:00 01:00".
     if len(raw) > 6 and raw[-6] == " " and raw[-3] == ":":
@@ -114,7 +114,7 @@ def _query_datetime(request, name: str) -> datetime | None:
 
 def _query_days(request) -> int:
     raw = request.query_params.get("days")
-    if raw in (None, ""):
+    if raw is None:
         return 30
     try:
         days = int(raw)
@@ -128,7 +128,7 @@ def _query_days(request) -> int:
 def _write_subject(request) -> int:
     """The owner of data being written: the caller, or ``user_id`` when allowed."""
     raw = request.query_params.get("user_id")
-    if raw in (None, ""):
+    if raw is None:
         return request.user.pk
     user_id = parse_user_id(raw)
     authorize_subject(request, user_id, Access.WRITE, resource_type=RESOURCE)
@@ -140,7 +140,7 @@ def _write_subject(request) -> int:
 
 def _read_subject(request, raw) -> tuple[int, str]:
     """``(user_id, time zone)`` of the person whose data is read; 404 when not allowed."""
-    if raw in (None, ""):
+    if raw is None:  # absent; an empty or malformed id is a 404 like any unknown one
         user_id = request.user.pk
     else:
         user_id = parse_user_id(raw)

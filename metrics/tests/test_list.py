@@ -81,6 +81,8 @@ def test_plain_date_is_taken_as_utc(auth_client, user, samples):
     ("query", "field", "fragment"),
     [
         ({"metric_type": "mood"}, "metric_type", "choose one of: heart_rate"),
+        ({"metric_type": ""}, "metric_type", "'' is not a metric type"),
+        ({"until": ""}, "until", "not an ISO 8601"),
         ({"since": "last week"}, "since", "not an ISO 8601"),
         ({"until": "2026-13-01"}, "until", "not an ISO 8601"),
         (
@@ -89,7 +91,8 @@ def test_plain_date_is_taken_as_utc(auth_client, user, samples):
             "Must not be after until.",
         ),
         ({"limit": "0"}, "limit", "between 1 and 500"),
-        ({"skip": "-1"}, "skip", "at least 0"),
+        ({"skip": "-1"}, "skip", "between 0 and"),
+        ({"skip": str(2**64)}, "skip", "between 0 and 9223372036854775807"),
     ],
 )
 def test_bad_filters_are_400_naming_the_parameter(auth_client, user, query, field, fragment):

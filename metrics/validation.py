@@ -96,7 +96,10 @@ def parse_timestamp(raw: Any, *, naive_as_utc: bool = False) -> datetime:
                 "without one the moment is ambiguous."
             )
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError("Out of the supported range of date-times.") from None
 
 
 def _g(value: float) -> str:

@@ -150,6 +150,12 @@ def test_recorded_at_with_offset_is_stored_in_utc(auth_client):
         ({"metric_type": "steps", "value": "many"}, "value", "A number is required."),
         ({"metric_type": "steps", "value": True}, "value", "not a boolean"),
         (
+            {"metric_type": "steps", "value": 1, "recorded_at": "0001-01-01T00:00:00+01:00"},
+            "recorded_at",
+            "range",
+        ),
+        ({"metric_type": "steps", "value": 1, "recorded_at": 1700000000}, "recorded_at", "ISO 8601"),
+        (
             {"metric_type": "weight", "value": 70, "unit": "stone"},
             "unit",
             "accepted (case-insensitive): kg, lb, lbs",

@@ -2,6 +2,7 @@ import datetime
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from healthtrack.cache import user_data_version
 from healthtrack.models import AuditEvent
@@ -9,6 +10,7 @@ from metrics.models import HealthMetric
 from metrics.serializers import HealthMetricSerializer
 from metrics.tests.factories import BloodPressureFactory, HealthMetricFactory
 from metrics.tests.helpers import detail_url
+from users.services import auth_tokens_issue
 from users.tests.factories import ClinicianFactory
 
 pytestmark = pytest.mark.django_db
@@ -204,6 +206,15 @@ def test_missing_or_huge_id_is_plain_404(auth_client, metric_id):
     response = auth_client.get(detail_url(metric_id))
     assert response.status_code == 404
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_write_to_malformed_id_is_json_404_even_with_csrf_checks(user, method):
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {auth_tokens_issue(user=user)['access']}")
+    response = getattr(client, method)(detail_url("abc"), {"value": 1}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
 def test_get_query_count(auth_client, metric, django_assert_num_queries):

@@ -83,6 +83,7 @@ def test_plain_date_is_taken_as_utc(auth_client, user, samples):
         ({"metric_type": "mood"}, "metric_type", "choose one of: heart_rate"),
         ({"metric_type": ""}, "metric_type", "'' is not a metric type"),
         ({"until": ""}, "until", "not an ISO 8601"),
+        ({"until": "9999-12-31T23:59:59-01:00"}, "until", "Out of the supported range"),
         ({"since": "last week"}, "since", "not an ISO 8601"),
         ({"until": "2026-13-01"}, "until", "not an ISO 8601"),
         (

@@ -157,6 +157,8 @@ def metric_daily_series(
     sample). Oldest day first. One query: per-day aggregates as window functions over
     (type, local day), keeping each day's latest row.
     """
+    if not metric_types:
+        return {}
     partition = [F("metric_type"), F("day")]
 
     def per_day(expression):
@@ -243,6 +245,8 @@ def metric_totals(
     Django compiles is wrapped in an outer GROUP BY type: the same SQL on PostgreSQL
     and SQLite, with Django's own parameters.
     """
+    if not metric_types:
+        return {}
     daily = _daily_groups(user_id=user_id, metric_types=metric_types, since=since, until=until, tz=tz)
     connection = connections[daily.db]
     inner_sql, params = daily.query.sql_with_params()

@@ -87,7 +87,7 @@ def parse_timestamp(raw: Any, *, naive_as_utc: bool = False) -> datetime:
         value = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise ValueError(
-            f"'{raw[:64]}' is not an ISO 8601 date-time; use e.g. 2026-03-10T07:30:00+01:00 or ...Z."
+            f"{echo(raw)} is not an ISO 8601 date-time; use e.g. 2026-03-10T07:30:00+01:00 or ...Z."
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         if not naive_as_utc:
@@ -102,6 +102,12 @@ def parse_timestamp(raw: Any, *, naive_as_utc: bool = False) -> datetime:
         raise ValueError("Out of the supported range of date-times.") from None
 
 
+def echo(value: Any, limit: int = 40) -> str:
+    """A client's value quoted in an error message, cut short: never echo a megabyte."""
+    text = value if isinstance(value, str) else repr(value)
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}...'"
+
+
 def _g(value: float) -> str:
     return f"{value:g}"
 
@@ -110,9 +116,9 @@ def _range_text(low: float, high: float, unit: str) -> str:
     return f"between {_g(low)} and {_g(high)} {unit}"
 
 
-def _unit_error(unit: str, metric_type: MetricType) -> str:
+def _unit_error(unit: Any, metric_type: MetricType) -> str:
     return (
-        f"'{unit}' is not a unit of {metric_type.code}; accepted (case-insensitive): "
+        f"{echo(unit)} is not a unit of {metric_type.code}; accepted (case-insensitive): "
         f"{', '.join(metric_type.accepted_units())}."
     )
 
@@ -215,7 +221,7 @@ def sample_clean(
         metric_type = METRIC_TYPES.get(code) if isinstance(code, str) else None
         if metric_type is None:
             errors.append(
-                ("metric_type", f"'{code}' is not a metric type; choose one of: {TYPE_CHOICES_TEXT}.")
+                ("metric_type", f"{echo(code)} is not a metric type; choose one of: {TYPE_CHOICES_TEXT}.")
             )
     elif instance is not None and partial:
         metric_type = METRIC_TYPES[instance.metric_type]
@@ -232,7 +238,7 @@ def sample_clean(
         raw_unit = data.get("unit")
         if raw_unit is not None:
             if not isinstance(raw_unit, str):
-                errors.append(("unit", _unit_error(str(raw_unit), metric_type)))
+                errors.append(("unit", _unit_error(raw_unit, metric_type)))
                 unit_ok = False
             else:
                 try:
@@ -331,7 +337,7 @@ def sample_clean(
         raw_source = data["source"]
         if not isinstance(raw_source, str) or raw_source not in SOURCES:
             errors.append(
-                ("source", f"'{raw_source}' is not a source; choose one of: {SOURCE_CHOICES_TEXT}.")
+                ("source", f"{echo(raw_source)} is not a source; choose one of: {SOURCE_CHOICES_TEXT}.")
             )
         else:
             source = raw_source

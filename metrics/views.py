@@ -32,7 +32,8 @@ from metrics.serializers import (
     metric_as_dict,
     metric_row_as_dict,
 )
-from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, parse_timestamp
+from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, echo, parse_timestamp
+from users.models import available_timezones
 
 RESOURCE = "metric"
 TAGS = ["health-metrics"]
@@ -94,7 +95,7 @@ def _query_metric_type(request) -> str | None:
         return None
     if raw not in METRIC_TYPES:
         raise ValidationError(
-            {"metric_type": [f"'{raw}' is not a metric type; choose one of: {TYPE_CHOICES_TEXT}."]}
+            {"metric_type": [f"{echo(raw)} is not a metric type; choose one of: {TYPE_CHOICES_TEXT}."]}
         )
     return raw
 
@@ -150,6 +151,8 @@ def _read_subject(request, raw) -> tuple[int, str]:
         tz = selectors.user_timezone_name(user_id=user_id)
         if tz is None:
             raise NotFound()
+    if tz not in available_timezones():  # profiles validate it; never 500 on a bad row
+        tz = "UTC"
     return user_id, tz
 
 

@@ -477,3 +477,12 @@ def test_post_query_count(auth_client, goal_calls, django_assert_num_queries):
 @pytest.mark.parametrize("path", [METRICS, METRICS + "/"])
 def test_trailing_slash_is_optional(auth_client, path):
     assert auth_client.post(path, {"metric_type": "steps", "value": 1}, format="json").status_code == 201
+
+
+def test_long_bad_values_are_not_echoed_in_full(auth_client):
+    response = auth_client.post(
+        METRICS, {"metric_type": "x" * 5000, "value": 1, "source": "y" * 5000}, format="json"
+    )
+    errors = response.json()["errors"]
+    assert errors["metric_type"][0].startswith("'" + "x" * 40 + "...' is not a metric type")
+    assert len(errors["source"][0]) < 250

@@ -299,3 +299,20 @@ def test_metric_daily_series_selector(user):
     (point,) = series["steps"]
     assert (point["date"], point["value"], point["sum"], point["count"]) == (day(0), 150, 150, 2)
     assert point["latest"]["value"] == 50
+
+
+def test_selectors_with_no_types_answer_empty(user):
+    from metrics.selectors import metric_totals
+
+    assert metric_daily_series(user_id=user.pk, metric_types=[], since=utc(0), until=utc(24), tz="UTC") == {}
+    assert metric_totals(user_id=user.pk, metric_types=[], since=utc(0), until=utc(24), tz="UTC") == {}
+
+
+def test_an_invalid_stored_zone_falls_back_to_utc(make_client):
+    from users.models import Profile
+
+    person = UserFactory()
+    Profile.objects.filter(user=person).update(timezone="Nowhere/Land")
+    add(person, "steps", 10, utc(1))
+    body = make_client(person).get(SUMMARY).json()
+    assert body["timezone"] == "UTC" and body["metrics"]["steps"]["count"] == 1

@@ -23,7 +23,8 @@ class LimitSkipPagination(LimitOffsetPagination):
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
     def get_offset(self, request):
-        return self._parse(request, self.offset_query_param, 0, 0, None)
+        # Databases take a 64-bit OFFSET; beyond it is a 400, not a driver error.
+        return self._parse(request, self.offset_query_param, 0, 0, 2**63 - 1)
 
     @staticmethod
     def _parse(request, name: str, default: int, minimum: int, maximum: int | None) -> int:
@@ -79,6 +80,6 @@ class LimitSkipPagination(LimitOffsetPagination):
                 "required": False,
                 "in": "query",
                 "description": "Rows to skip before the first one returned.",
-                "schema": {"type": "integer", "minimum": 0},
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
             },
         ]

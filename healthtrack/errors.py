@@ -15,6 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -139,6 +140,7 @@ def server_error_response() -> JsonResponse:
 # --- Django-level handlers (requests DRF never sees) ----------------------------
 
 
+@csrf_exempt  # a bearer-token API: a PUT to a malformed id is a JSON 404, not a CSRF page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Catch-all for unknown routes under API prefixes, also when DEBUG is on."""
     return json_error(404, "Not found.", "not_found")

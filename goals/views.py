@@ -52,6 +52,7 @@ class HealthGoalCreateView(APIView):
     )
     def post(self, request):
         subject_id, _ = subject_from_query(request, Access.WRITE, resource_type=RESOURCE)
+        audit_set(request, action=AuditAction.CREATE, resource_type=RESOURCE, subject_id=subject_id)
         serializer = HealthGoalCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         goal = services.goal_create(user_id=subject_id, **serializer.validated_data)
@@ -67,37 +68,28 @@ class HealthGoalCreateView(APIView):
 
 @extend_schema(parameters=[GOAL_ID])
 class HealthGoalDetailView(APIView):
-    def _get(self, request, goal_id, access: Access) -> HealthGoal:
+    def _get(self, request, goal_id, access: Access, action: str) -> HealthGoal:
+        """The object, once the caller may ``access`` it; the request is audited as ``action``
+        from here on, so a refused change (400) is on the trail too."""
         goal = selectors.goal_get(goal_id=parse_user_id(goal_id))
         if goal is None:
             raise NotFound()
         authorize_subject(request, goal.user_id, access, resource_type=RESOURCE, object_ids=[goal.pk])
+        audit_set(
+            request, action=action, resource_type=RESOURCE, subject_id=goal.user_id, object_ids=[goal.pk]
+        )
         return goal
 
     def _update(self, request, goal_id, *, partial: bool) -> Response:
-        goal = self._get(request, goal_id, Access.WRITE)
+        goal = self._get(request, goal_id, Access.WRITE, AuditAction.UPDATE)
         serializer = HealthGoalUpdateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         goal = services.goal_update(goal=goal, changes=serializer.validated_data)
-        audit_set(
-            request,
-            action=AuditAction.UPDATE,
-            resource_type=RESOURCE,
-            subject_id=goal.user_id,
-            object_ids=[goal.pk],
-        )
         return Response(_serialize(goal))
 
     @extend_schema(tags=TAGS, summary="One goal", responses={200: HealthGoalSerializer})
     def get(self, request, goal_id: int):
-        goal = self._get(request, goal_id, Access.READ)
-        audit_set(
-            request,
-            action=AuditAction.READ,
-            resource_type=RESOURCE,
-            subject_id=goal.user_id,
-            object_ids=[goal.pk],
-        )
+        goal = self._get(request, goal_id, Access.READ, AuditAction.READ)
         return Response(_serialize(goal))
 
     @extend_schema(
@@ -126,16 +118,8 @@ class HealthGoalDetailView(APIView):
         tags=TAGS, summary="Delete a goal", responses={204: OpenApiResponse(description="Deleted.")}
     )
     def delete(self, request, goal_id: int):
-        goal = self._get(request, goal_id, Access.WRITE)
-        goal_pk, user_id = goal.pk, goal.user_id
+        goal = self._get(request, goal_id, Access.WRITE, AuditAction.DELETE)
         services.goal_delete(goal=goal)
-        audit_set(
-            request,
-            action=AuditAction.DELETE,
-            resource_type=RESOURCE,
-            subject_id=user_id,
-            object_ids=[goal_pk],
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -154,6 +138,7 @@ class HealthGoalUserListView(GenericAPIView):
     )
     def get(self, request, user_id: int):
         subject_id = authorize_subject(request, parse_user_id(user_id), Access.READ, resource_type=RESOURCE)
+        audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=subject_id)
         query = HealthGoalListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         page = self.paginate_queryset(

@@ -58,6 +58,7 @@ class NutritionLogCreateView(APIView):
     )
     def post(self, request):
         subject_id, _ = subject_from_query(request, Access.WRITE, resource_type=RESOURCE)
+        audit_set(request, action=AuditAction.CREATE, resource_type=RESOURCE, subject_id=subject_id)
         serializer = NutritionLogSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         log, created = services.nutrition_log_create(user_id=subject_id, **serializer.validated_data)
@@ -73,37 +74,26 @@ class NutritionLogCreateView(APIView):
 
 @extend_schema(parameters=[LOG_ID])
 class NutritionLogDetailView(APIView):
-    def _get(self, request, log_id, access: Access) -> NutritionLog:
+    def _get(self, request, log_id, access: Access, action: str) -> NutritionLog:
+        """The object, once the caller may ``access`` it; the request is audited as ``action``
+        from here on, so a refused change (400) is on the trail too."""
         log = selectors.nutrition_log_get(log_id=parse_user_id(log_id))
         if log is None:
             raise NotFound()
         authorize_subject(request, log.user_id, access, resource_type=RESOURCE, object_ids=[log.pk])
+        audit_set(request, action=action, resource_type=RESOURCE, subject_id=log.user_id, object_ids=[log.pk])
         return log
 
     def _update(self, request, log_id, *, partial: bool) -> Response:
-        log = self._get(request, log_id, Access.WRITE)
+        log = self._get(request, log_id, Access.WRITE, AuditAction.UPDATE)
         serializer = NutritionLogSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         log = services.nutrition_log_update(log=log, changes=serializer.validated_data)
-        audit_set(
-            request,
-            action=AuditAction.UPDATE,
-            resource_type=RESOURCE,
-            subject_id=log.user_id,
-            object_ids=[log.pk],
-        )
         return Response(_serialize(log))
 
     @extend_schema(tags=TAGS, summary="One nutrition log", responses={200: NutritionLogSerializer})
     def get(self, request, log_id: int):
-        log = self._get(request, log_id, Access.READ)
-        audit_set(
-            request,
-            action=AuditAction.READ,
-            resource_type=RESOURCE,
-            subject_id=log.user_id,
-            object_ids=[log.pk],
-        )
+        log = self._get(request, log_id, Access.READ, AuditAction.READ)
         return Response(_serialize(log))
 
     @extend_schema(
@@ -132,16 +122,8 @@ class NutritionLogDetailView(APIView):
         tags=TAGS, summary="Delete a nutrition log", responses={204: OpenApiResponse(description="Deleted.")}
     )
     def delete(self, request, log_id: int):
-        log = self._get(request, log_id, Access.WRITE)
-        log_pk, user_id = log.pk, log.user_id
+        log = self._get(request, log_id, Access.WRITE, AuditAction.DELETE)
         services.nutrition_log_delete(log=log)
-        audit_set(
-            request,
-            action=AuditAction.DELETE,
-            resource_type=RESOURCE,
-            subject_id=user_id,
-            object_ids=[log_pk],
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -160,6 +142,7 @@ class NutritionLogUserListView(GenericAPIView):
     )
     def get(self, request, user_id: int):
         subject_id = authorize_subject(request, parse_user_id(user_id), Access.READ, resource_type=RESOURCE)
+        audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=subject_id)
         filters = NutritionLogListQuerySerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         page = self.paginate_queryset(
@@ -187,8 +170,8 @@ class NutritionSummaryView(APIView):
     )
     def get(self, request):
         subject_id, tz = subject_from_query(request, Access.READ, resource_type=RESOURCE)
+        audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=subject_id)
         query = NutritionSummaryQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         summary = selectors.nutrition_summary(user_id=subject_id, tz=tz, days=query.validated_data["days"])
-        audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=subject_id)
         return Response(summary)

@@ -324,6 +324,13 @@ def test_current_value_of_a_linked_goal_cannot_be_set(auth_client, user):
     assert "Follows your weight data" in errors["current_value"][0]
     goal.refresh_from_db()
     assert goal.current_value == 90
+    event = AuditEvent.objects.get()  # the refused change is on the trail
+    assert (event.action, event.resource_type, event.object_ids, event.status) == (
+        "update",
+        "goal",
+        [str(goal.pk)],
+        400,
+    )
 
 
 def test_reaching_the_target_by_hand_completes_an_unlinked_goal(auth_client, user):

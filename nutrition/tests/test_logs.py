@@ -259,6 +259,14 @@ def test_patch_changes_values_and_bumps_version(auth_client, user):
     assert AuditEvent.objects.get().action == "update"
 
 
+def test_refused_writes_are_on_the_audit_trail_too(auth_client, user):
+    log = NutritionLogFactory(user=user)
+    auth_client.patch(detail(log.pk), {"calories": -5}, format="json")
+    auth_client.post(CREATE, {"meal_type": "lunch"}, format="json")
+    rows = list(AuditEvent.objects.order_by("id").values_list("action", "subject_id", "object_ids", "status"))
+    assert rows == [("update", user.pk, [str(log.pk)], 400), ("create", user.pk, [], 400)]
+
+
 def test_patch_may_clear_a_nutrient_but_not_all_of_them(auth_client, user):
     log = NutritionLogFactory(user=user, calories=None, protein_g=None, carbs_g=None, fat_g=10)
     errors = errors_of(auth_client.patch(detail(log.pk), {"fat_g": None}, format="json"))

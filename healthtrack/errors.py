@@ -140,7 +140,7 @@ def server_error_response() -> JsonResponse:
 # --- Django-level handlers (requests DRF never sees) ----------------------------
 
 
-@csrf_exempt  # a POST/PUT/DELETE to an unknown API path is a JSON 404, not an HTML CSRF 403
+@csrf_exempt  # a bearer-token API: a PUT to a malformed id is a JSON 404, not a CSRF page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Catch-all for unknown routes under API prefixes, also when DEBUG is on."""
     return json_error(404, "Not found.", "not_found")

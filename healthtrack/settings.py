@@ -247,7 +247,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ServiceStatusEnum": ["ok", "error"]},
+    "ENUM_NAME_OVERRIDES": {
+        "ServiceStatusEnum": ["ok", "error"],
+        "GoalStatusEnum": "goals.models.GoalStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
     ],

@@ -22,7 +22,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     # Anything else under the API answers a JSON 404, also when DEBUG is on.
-    re_path(r"^api(?:/.*)?$", errors.api_not_found),
+    re_path(r"^api(?:/[\s\S]*)?$", errors.api_not_found),  # [\s\S]: paths may hold newlines
 ]
 
 handler400 = "healthtrack.errors.bad_request"

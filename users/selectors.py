@@ -143,3 +143,12 @@ def patient_ids_of(*, clinician_id: int) -> set[int]:
             "patient_id", flat=True
         )
     )
+
+
+def user_timezone_name(*, user_id: int) -> str | None:
+    """The IANA time zone of user ``user_id`` (UTC without a profile); None when there is
+    no such user. One query; callers use it both for "a day" and as an existence check."""
+    rows = list(User.objects.filter(pk=user_id).values_list("profile__timezone", flat=True)[:1])
+    if not rows:
+        return None
+    return rows[0] or "UTC"

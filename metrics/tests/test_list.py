@@ -93,7 +93,7 @@ def test_plain_date_is_taken_as_utc(auth_client, user, samples):
         ),
         ({"limit": "0"}, "limit", "between 1 and 500"),
         ({"skip": "-1"}, "skip", "between 0 and"),
-        ({"skip": str(2**64)}, "skip", "between 0 and 9223372036854775807"),
+        ({"skip": str(2**64)}, "skip", "between 0 and 1000000000"),
     ],
 )
 def test_bad_filters_are_400_naming_the_parameter(auth_client, user, query, field, fragment):

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
+    "django_ratelimit",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
@@ -87,6 +88,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthtrack.middleware.ApiPathMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "healthtrack.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -176,6 +178,26 @@ CACHE_RETRY_AFTER_SECONDS = env.float("CACHE_RETRY_AFTER_SECONDS", default=2.0)
 REDIS_CACHE_EXPIRE_INSIGHTS = env.int("REDIS_CACHE_EXPIRE_INSIGHTS", default=3600)
 REDIS_CACHE_EXPIRE_METRICS = env.int("REDIS_CACHE_EXPIRE_METRICS", default=300)
 REDIS_CACHE_EXPIRE_PROFILE = env.int("REDIS_CACHE_EXPIRE_PROFILE", default=86400)
+
+# --- Rate limits (healthtrack/ratelimit.py; docs/protection.md) ---------------------
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMIT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_REQUESTS_PER_MINUTE", default=600)
+RATE_LIMIT_REQUESTS_PER_SECOND = env.int("RATE_LIMIT_REQUESTS_PER_SECOND", default=10)
+RATE_LIMIT_AUTH_ATTEMPTS_PER_IP = env.int("RATE_LIMIT_AUTH_ATTEMPTS_PER_IP", default=20)
+RATE_LIMIT_AUTH_ATTEMPTS_PER_USERNAME = env.int("RATE_LIMIT_AUTH_ATTEMPTS_PER_USERNAME", default=5)
+# django-ratelimit's own settings: its counters live in the default cache (Redis in
+# production) under "rl:", and a cache that does not answer lets requests through.
+RATELIMIT_ENABLE = RATE_LIMIT_ENABLED
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_CACHE_PREFIX = "rl:"
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_IP_META_KEY = "healthtrack.net.client_ip"
+# django-ratelimit's cache checks know backends by exact class path: they call our
+# ResilientRedisCache (a django_redis RedisCache subclass) unsupported (W001) and the
+# embedded default's local-memory cache not shared (E003). The embedded default counts
+# per process by design (one developer process; `check --deploy` warns, healthtrack.W003);
+# healthtrack.E001 (healthtrack/checks.py) replaces both with a check that knows subclasses.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- Passwords and accounts -----------------------------------------------------
 PASSWORD_HASHERS = [

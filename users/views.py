@@ -20,6 +20,7 @@ from healthtrack.permissions import (
     is_clinician,
     parse_user_id,
 )
+from healthtrack.ratelimit import auth_attempt_limit
 from users import selectors, services
 from users.authentication import SESSION_CLAIM
 from users.serializers import (
@@ -62,6 +63,11 @@ def _profile_response(request, user, *, status_code=status.HTTP_200_OK) -> Respo
     return Response(_profile_data(request.user, [user])[0], status=status_code)
 
 
+def _submitted_username(request) -> object:
+    """The ``username`` of a sign-in/sign-up body, counted before it is validated."""
+    return request.data.get("username") if isinstance(request.data, dict) else None
+
+
 class PublicView(APIView):
     """Open to anonymous callers; failed credentials still answer 401 with a challenge."""
 
@@ -80,6 +86,7 @@ class RegisterView(PublicView):
         responses={201: UserProfileSerializer},
     )
     def post(self, request):
+        auth_attempt_limit(request, action="register", username=_submitted_username(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**flatten_profile(serializer.validated_data))
@@ -97,6 +104,7 @@ class TokenObtainView(PublicView):
         responses={200: TokenPairSerializer},
     )
     def post(self, request):
+        auth_attempt_limit(request, action="login", username=_submitted_username(request))
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         login = serializer.validated_data["username"]

@@ -122,6 +122,18 @@ def user_reactivate(*, user_id: int) -> None:
     user_auth_snapshot_invalidate(user_id=user_id)
 
 
+@transaction.atomic
+def user_sessions_end(*, user_id: int) -> None:
+    """End every session of a user at once: access tokens (epoch) and refresh tokens.
+
+    For changes made outside the API that must sign someone out, such as a password
+    set by an administrator.
+    """
+    User.objects.filter(pk=user_id).update(auth_epoch=F("auth_epoch") + 1)
+    _blacklist_outstanding_tokens(user_id=user_id)
+    user_auth_snapshot_invalidate(user_id=user_id)
+
+
 def _blacklist_outstanding_tokens(*, user_id: int) -> None:
     pending = OutstandingToken.objects.filter(
         user_id=user_id, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True

@@ -81,6 +81,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         "GUNICORN_ACCESS_LOG": "/dev/null",
         "GUNICORN_LOG_LEVEL": "warning",
         "LOG_LEVEL": "WARNING",
+        # Tests that are about rate limits switch them on; the others send bursts.
+        "RATE_LIMIT_ENABLED": "false",
     }
     if on_postgresql():
         env["DATABASE_URL"] = session_database_url()

@@ -49,6 +49,16 @@ needs_postgresql_and_redis = pytest.mark.skipif(
 )
 
 
+def set_server_password(user, password: str) -> None:
+    """Store ``password`` hashed with Argon2, which the server verifies (tests hash with
+    MD5 for speed, a hasher production settings do not accept)."""
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    hasher = Argon2PasswordHasher()
+    user.password = hasher.encode(password, hasher.salt())
+    user.save(update_fields=["password"])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -67,9 +67,16 @@ def _profile_response(request, user, *, status_code=status.HTTP_200_OK) -> Respo
     return Response(_profile_data(request.user, [user])[0], status=status_code)
 
 
-def _submitted_username(request) -> object:
-    """The ``username`` of a sign-in/sign-up body, counted before it is validated."""
-    return request.data.get("username") if isinstance(request.data, dict) else None
+def _submitted_username(request) -> str | None:
+    """The ``username`` of a sign-in/sign-up body, counted before it is validated.
+
+    Read as the serializer will read it (a JSON number is a username too), so sending
+    it in another JSON type cannot dodge the per-username limit.
+    """
+    value = request.data.get("username") if isinstance(request.data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
 
 
 class PublicView(APIView):
@@ -382,6 +389,7 @@ class CareTeamMemberView(APIView):
         responses={204: OpenApiResponse(description="Revoked.")},
     )
     def delete(self, request, membership_id: int):
+        # parse_user_id bounds any bigint primary key: a huge id is a 404, not a 500.
         membership = selectors.care_team_membership_get(membership_id=parse_user_id(membership_id))
         if membership is None:
             raise NotFound()

@@ -215,6 +215,14 @@ def test_login_attempts_per_ip_and_username(limits, clock, api_client):
     assert login(api_client, "ada", DEFAULT_PASSWORD).status_code == 200
 
 
+def test_a_numeric_username_cannot_dodge_the_per_username_limit(limits, api_client):
+    limits.RATE_LIMIT_REQUESTS_PER_MINUTE = 600
+    UserFactory(username="12345")
+    for _ in range(5):
+        api_client.post(TOKEN, {"username": 12345, "password": "wrong"}, format="json")
+    assert_429(login(api_client, "12345", DEFAULT_PASSWORD))
+
+
 def test_login_attempts_per_ip(limits, api_client):
     limits.RATE_LIMIT_REQUESTS_PER_MINUTE = 600
     assert {login(api_client, f"user{n}").status_code for n in range(20)} == {401}

@@ -47,6 +47,54 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+# How long clients are asked to wait after a 503 for an unreachable database.
+DATABASE_RETRY_AFTER_SECONDS = 2
+# SQLSTATE classes that mean "the database cannot serve us right now", not "this query
+# is wrong": 08 connection exception, 53 insufficient resources (too many connections),
+# 57 operator intervention (shutting down, starting up, statement timeout).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unreachable (down, restarting, pool timed out)?
+
+    Connection failures, closed connections and psycopg_pool's ``PoolTimeout`` carry no
+    SQLSTATE; errors in a query (a bug) do, and stay 500s.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    cause = exc.__cause__ or exc
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a pinned dependency
+        psycopg = None
+    if psycopg is not None and isinstance(cause, psycopg.Error):
+        if isinstance(cause, psycopg.InterfaceError):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        return isinstance(cause, psycopg.OperationalError) and (
+            sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
+        )
+    return str(cause).lower().startswith(_SQLITE_UNAVAILABLE)
+
+
+def mark_database_unavailable(request) -> None:
+    """Remember for the rest of the request (the audit write) that the database is gone."""
+    getattr(request, "_request", request).database_unavailable = True
+
+
+def database_unavailable_response() -> JsonResponse:
+    return json_error(
+        503,
+        "The database is unavailable; try again shortly.",
+        "service_unavailable",
+        Retry_After=str(DATABASE_RETRY_AFTER_SECONDS),
+    )
+
+
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn DRF's nested error detail into ``{"a.b.0.c": ["reason", ...]}``."""
     flat: dict[str, list[str]] = {}
@@ -106,6 +154,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
+    elif database_unavailable(exc):
+        logger.warning("Database unavailable (%s); answering 503.", exc.__class__.__name__)
+        if context.get("request") is not None:
+            mark_database_unavailable(context["request"])
+        exc = ServiceUnavailable("The database is unavailable; try again shortly.")
+        exc.wait = DATABASE_RETRY_AFTER_SECONDS
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: JsonErrorMiddleware logs it and answers 500

@@ -115,7 +115,9 @@ def exercise_every_route(client, user) -> list[tuple[str, int, float]]:
         )
         results.append((f"{method.upper()} {path}", response.status_code, time.monotonic() - started))
         content_type = response["Content-Type"]
-        assert content_type.startswith(("application/json", "application/vnd.oai.openapi")), path
+        assert content_type.startswith(
+            ("application/json", "application/fhir+json", "application/vnd.oai.openapi")
+        ), path
         return response
 
     for path in api_paths(user=user):

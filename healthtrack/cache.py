@@ -202,16 +202,17 @@ def versioned_key(user_id: int, version: int, name: str, *parts: Any) -> str:
     return f"{name}:{user_id}:{version}:{suffix}"
 
 
-def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute):
+def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute, *, refresh: bool = False):
     """Return ``(value, cached)``: ``compute()`` cached under the user's data version.
 
+    ``refresh=True`` skips the cached value, computes afresh and stores the new one.
     When the cache is unavailable the value is computed from the database every time.
     """
     version = user_data_version(user_id)
     if version is None:
         return compute(), False
     key = versioned_key(user_id, version, name, *parts)
-    value = cache.get(key)
+    value = None if refresh else cache.get(key)
     if value is not None:
         return value, True
     value = compute()

@@ -8,6 +8,7 @@ class HealthInsightAdmin(admin.ModelAdmin):
     list_display = (
         "user",
         "code",
+        "title",
         "severity",
         "rank",
         "score",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,6 +13,10 @@ from insights.services import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, ComputeResul
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
 MAX_FAILED_IDS_SHOWN = 20
+
+
+def _plain(text: str) -> str:
+    return text  # progress is not an error: no red
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -101,9 +104,8 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"No active user with id {', '.join(map(str, unknown))}.")
 
-        progress_stream = sys.stderr
         show_progress = options["progress"] == "always" or (
-            options["progress"] == "auto" and progress_stream.isatty()
+            options["progress"] == "auto" and self.stderr.isatty()
         )
         dry_run = options["dry_run"]
         show_codes = dry_run and (bool(requested) or options["verbosity"] >= 2)
@@ -122,13 +124,15 @@ class Command(BaseCommand):
             if show_progress:
                 done = min(start + batch_size, len(user_ids))
                 elapsed = max(time.monotonic() - started, 1e-9)
-                progress_stream.write(
+                self.stderr.write(
                     f"\r{done:,}/{len(user_ids):,} users  {done / elapsed:,.0f} users/s  "
-                    f"{total.created:,} created  {total.updated:,} updated"
+                    f"{total.created:,} created  {total.updated:,} updated",
+                    style_func=_plain,
+                    ending="",
                 )
-                progress_stream.flush()
+                self.stderr.flush()
         if show_progress and user_ids:
-            progress_stream.write("\n")
+            self.stderr.write("", style_func=_plain)
 
         seconds = time.monotonic() - started
         verb = "would be " if dry_run else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metrics.registry import METRIC_TYPES, DailyAggregate
 
@@ -18,14 +19,14 @@ KCAL_PER_G_CARBS = 4.0
 KCAL_PER_G_FAT = 9.0
 
 
-@dataclass(frozen=True, slots=True)
-class DayValue:
+class DayValue(NamedTuple):
     """One metric type on one local day.
 
     ``value`` is the day's number as the registry's ``DailyAggregate`` says (steps and
     sleep summed, heart rate averaged, weight the latest sample). ``minimum`` and
     ``maximum`` are the day's extreme samples (averaged types); ``secondary`` and
     ``secondary_max`` are the diastolic average and maximum for blood pressure.
+    (A named tuple: the selectors build hundreds of thousands per batch.)
     """
 
     value: float
@@ -36,8 +37,7 @@ class DayValue:
     samples: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class NutritionDay:
+class NutritionDay(NamedTuple):
     """Totals of one local day's meals and drinks; None where nothing of it was logged."""
 
     calories: float | None = None
@@ -93,7 +93,10 @@ class ProfileFacts:
 
 @dataclass(frozen=True)
 class UserFeatures:
-    """One person's data for the ``window_days`` local days ending ``today`` (inclusive)."""
+    """One person's data for the ``window_days`` local days ending ``today`` (inclusive).
+
+    The accessors below are memoised: several rules read the same series.
+    """
 
     user_id: int
     today: datetime.date
@@ -102,15 +105,17 @@ class UserFeatures:
     metrics: Mapping[str, Mapping[datetime.date, DayValue]] = field(default_factory=dict)
     nutrition: Mapping[datetime.date, NutritionDay] = field(default_factory=dict)
     goals: tuple[GoalFact, ...] = ()
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def window_start(self) -> datetime.date:
         return self.today - datetime.timedelta(days=max(self.window_days, 1) - 1)
 
-    def _in_window(self, day: datetime.date, *, complete_only: bool) -> bool:
-        if complete_only and day >= self.today:
-            return False
-        return self.window_start <= day <= self.today
+    def _days(self, by_day: Mapping, *, complete_only: bool) -> list:
+        start, end = self.window_start, self.today
+        if complete_only:
+            end = end - datetime.timedelta(days=1)
+        return sorted(item for item in by_day.items() if start <= item[0] <= end)
 
     def metric_days(self, metric_type: str) -> list[tuple[datetime.date, DayValue]]:
         """``(day, value)`` for each day with data, oldest first.
@@ -119,11 +124,12 @@ class UserFeatures:
         over, and a morning's partial total would read as a very inactive day. Sleep is
         counted on the day the night ends, so today's night is complete and kept.
         """
-        days = self.metrics.get(metric_type) or {}
-        complete_only = _is_running_total(metric_type)
-        return sorted(
-            (day, value) for day, value in days.items() if self._in_window(day, complete_only=complete_only)
-        )
+        key = ("metric", metric_type)
+        if key not in self._memo:
+            self._memo[key] = self._days(
+                self.metrics.get(metric_type) or {}, complete_only=_is_running_total(metric_type)
+            )
+        return self._memo[key]
 
     def metric_values(self, metric_type: str) -> list[float]:
         return [value.value for _, value in self.metric_days(metric_type)]
@@ -131,11 +137,10 @@ class UserFeatures:
     def nutrition_days(self, *, complete_only: bool = True) -> list[tuple[datetime.date, NutritionDay]]:
         """Nutrition totals per day, oldest first; today left out unless asked (meals
         still to come would read as under-eating)."""
-        return sorted(
-            (day, totals)
-            for day, totals in self.nutrition.items()
-            if self._in_window(day, complete_only=complete_only)
-        )
+        key = ("nutrition", complete_only)
+        if key not in self._memo:
+            self._memo[key] = self._days(self.nutrition, complete_only=complete_only)
+        return self._memo[key]
 
     def days_with_any(self, item: str) -> int:
         """Days with any data of ``item`` in the window, today included: a metric type,
@@ -148,8 +153,8 @@ class UserFeatures:
             return sum(
                 1 for _, totals in self.nutrition_days(complete_only=False) if totals.water_ml is not None
             )
-        days = self.metrics.get(item) or {}
-        return sum(1 for day in days if self._in_window(day, complete_only=False))
+        start, end = self.window_start, self.today
+        return sum(1 for day in self.metrics.get(item) or () if start <= day <= end)
 
 
 def _is_running_total(metric_type: str) -> bool:

@@ -39,8 +39,9 @@ def relevance(candidate: Recommendation, goals: Iterable[GoalFact]) -> tuple[flo
 
 
 def _goal_sentence(goal: GoalFact) -> str:
-    name = f"“{goal.title}”" if goal.title else f"{goal.goal_type.replace('_', ' ')}"
-    return f" It matters for your {goal.priority}-priority goal {name}."
+    if goal.title:
+        return f" It matters for your {goal.priority}-priority goal “{goal.title}”."
+    return f" It matters for your {goal.priority}-priority {goal.goal_type.replace('_', ' ')} goal."
 
 
 def rank(

@@ -296,8 +296,9 @@ def elevated_resting_heart_rate(features: UserFeatures) -> Recommendation | None
         )
     if rising:
         severities.append(MEDIUM if rise_percent >= 2 * RESTING_HR_RISE_PERCENT else LOW)
+        subject = "it" if high else "your resting heart rate"
         sentences.append(
-            f"Over the last {plural(recent_length, 'day')} it averaged {fmt(recent_average, 1)} bpm, "
+            f"Over the last {plural(recent_length, 'day')} {subject} averaged {fmt(recent_average, 1)} bpm, "
             f"{fmt(rise_percent, 1)} % above your own baseline of {fmt(baseline_average, 1)} bpm "
             f"earlier in the window."
         )
@@ -347,15 +348,16 @@ def elevated_resting_heart_rate(features: UserFeatures) -> Recommendation | None
 # --- Weight --------------------------------------------------------------------------
 
 
-def _weight_goal(features: UserFeatures) -> tuple[GoalFact, int] | None:
-    """The highest-priority active weight goal and its direction (-1 lose, +1 gain)."""
+def _weight_goal(features: UserFeatures, latest_kg: float) -> tuple[GoalFact, int] | None:
+    """The highest-priority active weight goal not yet reached, and its direction (-1
+    lose, +1 gain)."""
     ranked = sorted(
         (goal for goal in features.goals if goal_metric(goal) == "weight"),
         key=lambda goal: (-SEVERITY_ORDER.get(goal.priority, 0), goal.id),
     )
     for goal in ranked:
-        direction = _goal_direction(goal, fallback_start=None)
-        if direction:
+        direction = _goal_direction(goal, fallback_start=latest_kg)
+        if direction and (goal.target_value - latest_kg) * direction > 0:
             return goal, direction
     return None
 
@@ -384,7 +386,8 @@ def weight_management(features: UserFeatures) -> Recommendation | None:
 
     findings: list[tuple[str, str, str]] = []  # (severity, title, sentence)
     goal_evidence: dict[str, Any] = {}
-    weight_goal = _weight_goal(features)
+    weight_goal = _weight_goal(features, latest)
+    too_fast = False
     if weight_goal and slope_week is not None:
         goal, direction = weight_goal
         goal_evidence = {
@@ -411,6 +414,7 @@ def weight_management(features: UserFeatures) -> Recommendation | None:
                 )
             )
         elif abs(slope_week) > SAFE_WEIGHT_CHANGE_KG_WEEK:
+            too_fast = True
             findings.append(
                 (
                     MEDIUM,
@@ -445,7 +449,13 @@ def weight_management(features: UserFeatures) -> Recommendation | None:
     findings.sort(key=lambda finding: -SEVERITY_ORDER[finding[0]])
     underweight = bmi is not None and bmi < BMI_LOW
     wants_gain = bool(weight_goal and weight_goal[1] > 0)
-    if underweight or wants_gain:
+    if too_fast and not wants_gain:
+        steps = [
+            "Slow down to 0.5-1 kg (1-2 lb) a week: add about 250 kcal a day, mostly protein.",
+            "Keep strength training so the weight you lose is fat, not muscle.",
+            "If you are losing weight faster than you are trying to, see a doctor.",
+        ]
+    elif underweight or wants_gain:
         steps = [
             "Add an extra snack or meal each day with protein and healthy fats (nuts, yoghurt, eggs).",
             "Pair it with strength training twice a week so the gain is muscle.",
@@ -869,6 +879,9 @@ def _assess_goal(features: UserFeatures, goal: GoalFact) -> dict[str, Any] | Non
     if not metric or goal.target_date is None:
         return None
     series = goal_series(features, metric)
+    if goal.created_on is not None:
+        # The pace since the goal was set; a goal younger than a week is not judged yet.
+        series = [(day, value) for day, value in series if day >= goal.created_on]
     if len(series) < MIN_DAYS or (series[-1][0] - series[0][0]).days < GOAL_TREND_MIN_SPAN_DAYS:
         return None
     direction = _goal_direction(goal, fallback_start=series[0][1])

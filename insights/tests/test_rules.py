@@ -159,7 +159,10 @@ def test_resting_heart_rate_rise_of_10_percent_over_own_baseline():
     }
     assert found.title == "Your resting heart rate is rising"
     assert found.severity == "low"
-    assert "10.0 % above your own baseline of 60.0 bpm" in found.reasoning
+    assert found.reasoning == (
+        "Over the last 7 days your resting heart rate averaged 66.0 bpm, 10.0 % above your own "
+        "baseline of 60.0 bpm earlier in the window."
+    )
 
 
 def test_resting_heart_rate_rise_just_under_10_percent_is_silent():
@@ -700,3 +703,30 @@ def test_extreme_values_never_crash(value):
 def test_window_of_one_day_never_crashes():
     data = features(metrics={"steps": series([1_000] * 40), "sleep": series([4.0] * 40)}, window_days=1)
     assert [item.code for item in recommend(data)] == ["missing_data"]
+
+
+def test_reached_weight_goal_is_not_a_weight_finding():
+    lose = goal(goal_type="weight_loss", metric_type="weight", target_value=80.0)
+    assert (
+        weight_management(features(metrics={"weight": series([75.0] * 14)}, height_cm=180, goals=[lose]))
+        is None
+    )
+
+
+def test_custom_weight_goal_direction_comes_from_the_data():
+    custom = goal(goal_type="custom", metric_type="weight", target_value=70.0)
+    found = weight_management(
+        features(metrics={"weight": series([75.0] * 14)}, height_cm=180, goals=[custom])
+    )
+    assert found.evidence["goal_direction"] == "lose"
+
+
+def test_goal_is_judged_on_the_pace_since_it_was_set():
+    steps = series([6_000] * 20, skip_today=True)
+    young = goal(goal_type="step_count", target_value=10_000, target_date=TODAY + datetime.timedelta(days=5),
+                 created_on=TODAY - datetime.timedelta(days=4))  # fmt: skip
+    assert goal_off_track(features(metrics={"steps": steps}, goals=[young])) is None
+    older = goal(goal_type="step_count", target_value=10_000, target_date=TODAY + datetime.timedelta(days=5),
+                 created_on=TODAY - datetime.timedelta(days=10))  # fmt: skip
+    found = goal_off_track(features(metrics={"steps": steps}, goals=[older]))
+    assert found.evidence["days_with_data"] == 10  # from the day it was set to yesterday

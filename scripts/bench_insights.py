@@ -237,6 +237,10 @@ def seed_benchmark_dataset(*, users: int, days: int, seed: int = 42) -> dict[str
         Profile.objects.bulk_create(profiles, batch_size=2_000)
         goals = [HealthGoal(user_id=p["id"], **values) for p in people for values in _goals(rng, p, now)]
         HealthGoal.objects.bulk_create(goals, batch_size=2_000)
+        # Set weeks ago, so their pace can be judged (created_at is auto_now_add).
+        HealthGoal.objects.filter(pk__in=[goal.pk for goal in goals]).update(
+            created_at=now - datetime.timedelta(days=days + 15)
+        )
 
         metric_count = nutrition_count = 0
         metric_columns = (

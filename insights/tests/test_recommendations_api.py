@@ -180,3 +180,16 @@ def test_cached_body_is_what_was_served(auth_client, user):
     assert cached.json() == {**fresh.json(), "cached": True}
     cache.clear()
     assert auth_client.get(url(user.pk)).json()["cached"] is False
+
+
+def test_one_day_of_data_gives_only_tracking_advice(auth_client, user):
+    add_metric(user, "steps", 800, days_ago=1)
+    add_metric(user, "sleep", 3.5, days_ago=0)
+    add_metric(user, "resting_heart_rate", 104, days_ago=0)
+    add_metric(user, "blood_pressure", 150, secondary=95, days_ago=0)
+    add_metric(user, "weight", 140.0, days_ago=0)
+    body = auth_client.get(url(user.pk)).json()
+    assert [item["code"] for item in body["recommendations"]] == ["missing_data"]
+    evidence = body["recommendations"][0]["evidence"]
+    assert evidence["sparse"] == ["steps", "sleep", "weight"]
+    assert evidence["missing"] == ["meals", "water"]

@@ -15,6 +15,7 @@ from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
 from healthtrack.permissions import Access, authorize_subject, is_admin, is_clinician, parse_user_id
 from insights import selectors, services
+from insights.models import HealthInsight
 from insights.serializers import (
     HealthInsightCreateSerializer,
     HealthInsightReadStateSerializer,
@@ -99,7 +100,7 @@ class HealthInsightCreateView(APIView):
 
 
 class HealthInsightDetailView(APIView):
-    def _get(self, request, insight_id) -> object:
+    def _get(self, request, insight_id) -> HealthInsight:
         insight_id = parse_user_id(insight_id)
         insight = selectors.insight_get(insight_id=insight_id)
         if insight is None:

@@ -31,7 +31,7 @@ from insights.models import HealthInsight
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate, normalize_unit
 from nutrition.models import NutritionLog
-from users.models import User
+from users.models import Profile, User
 
 logger = logging.getLogger("healthtrack.insights")
 
@@ -193,6 +193,15 @@ def _nutrition_day_rows(user_ids: Sequence[int], since, until):
     )
 
 
+def _raw_rows(queryset) -> list[tuple]:
+    """Run a queryset's SQL and return the database's own row tuples (no field
+    converters: no decryption, no per-row conversion layer)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _rows(queryset, *, day_column: int = 2) -> list[tuple]:
     """Run an aggregate queryset and return the database's own row tuples.
 
@@ -200,10 +209,7 @@ def _rows(queryset, *, day_column: int = 2) -> list[tuple]:
     cursor skips the per-row conversion layer, which on a batch of 500 people's month
     is most of the cost. Only dates need converting, on SQLite, which returns text.
     """
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = _raw_rows(queryset)
     if rows and isinstance(rows[0][day_column], str):
         parse = datetime.date.fromisoformat
         rows = [(*row[:day_column], parse(row[day_column]), *row[day_column + 1 :]) for row in rows]
@@ -231,7 +237,9 @@ def insight_features_for_users(
         return batch
     since, until = _window_bounds(now, days)
 
-    people = list(
+    # Read raw: the date of birth is decrypted per person below, so one value no key can
+    # decrypt is that person's problem, not the batch's.
+    people = _raw_rows(
         User.objects.filter(pk__in=ids, is_active=True).values_list(
             "id", "profile__timezone", "profile__date_of_birth", "profile__gender", "profile__height_cm"
         )
@@ -289,13 +297,14 @@ def insight_features_for_users(
         if start <= day <= today:
             nutrition_by_user[user_id][day] = NutritionDay(*totals)
 
-    for user_id, _, born, gender, height in people:
+    decrypt_birth_date = Profile._meta.get_field("date_of_birth").from_db_value
+    for user_id, _, encrypted_birth_date, gender, height in people:
         try:
             batch.features[user_id] = _user_features(
                 user_id=user_id,
                 today=windows[user_id][1],
                 days=days,
-                born=born,
+                born=decrypt_birth_date(encrypted_birth_date, None, connection),
                 gender=gender,
                 height=height,
                 goals=goals_by_user.get(user_id, ()),

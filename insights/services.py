@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
@@ -252,10 +252,10 @@ def insights_compute_batch(
     now = now or timezone.now()
     try:
         computed, results = _compute(user_ids, days=days, now=now)
-    except DatabaseError:
+    except Exception:  # a batch-level failure: find the person behind it
         if len(user_ids) == 1:
             logger.exception("compute_insights: could not read the data of user %s", user_ids[0])
-            return ComputeResult(failed={user_ids[0]: "database error while reading the user's data"})
+            return ComputeResult(failed={user_ids[0]: "their data could not be read (logged above)"})
         logger.warning("compute_insights: a batch of %s users failed; retrying one by one", len(user_ids))
         outcome = ComputeResult()
         for user_id in user_ids:

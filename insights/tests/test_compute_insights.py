@@ -229,3 +229,29 @@ def test_query_count_of_a_batch_does_not_depend_on_its_size():
     again_many, unchanged = _batch_queries(many)
     assert unchanged.unchanged == 50
     assert again_few == again_many < few_count
+
+
+def test_an_undecryptable_birth_date_skips_only_that_person():
+    good, bad = UserFactory(), UserFactory()
+    unhealthy_month(good)
+    unhealthy_month(bad)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE users_profile SET date_of_birth = %s WHERE user_id = %s", ["not-a-token", bad.pk]
+        )
+    with pytest.raises(CommandError, match=f": {bad.pk}$"):
+        run()
+    assert set(HealthInsight.objects.values_list("user_id", flat=True)) == {good.pk}
+
+
+def test_a_time_zone_the_database_does_not_know_skips_only_that_person():
+    people = [UserFactory() for _ in range(3)]
+    for person in people:
+        unhealthy_month(person, days=4)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE users_profile SET timezone = %s WHERE user_id = %s", ["Mars/Olympus", people[1].pk]
+        )
+    with pytest.raises(CommandError, match=f": {people[1].pk}$"):
+        run()
+    assert set(HealthInsight.objects.values_list("user_id", flat=True)) == {people[0].pk, people[2].pk}

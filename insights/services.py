@@ -163,11 +163,14 @@ def insights_store(
     outcome = ComputeResult()
     if not results:
         return outcome
+    # People in different time zones have different days; the query covers all of them,
+    # and each person's rows of any day but their own are not this run's business.
     existing: dict[tuple[int, str, datetime.date], HealthInsight] = {
         (row.user_id, row.code, row.insight_date): row
         for row in selectors.insight_engine_rows(
             user_ids=list(results), days={day for day, _ in results.values()}
         ).only("id", "user_id", "code", "insight_date", "is_read", *STORED_FIELDS)
+        if row.insight_date == results[row.user_id][0]
     }
     now = timezone.now()
     to_create: list[HealthInsight] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 
@@ -255,3 +256,18 @@ def test_a_time_zone_the_database_does_not_know_skips_only_that_person():
     with pytest.raises(CommandError, match=f": {people[1].pk}$"):
         run()
     assert set(HealthInsight.objects.values_list("user_id", flat=True)) == {people[0].pk, people[2].pk}
+
+
+def test_yesterdays_insights_stay_when_others_are_a_day_behind():
+    # At 01:00 UTC it is already tomorrow in Tokyo and still today in Los Angeles.
+    moment = datetime.datetime(2026, 3, 11, 1, 0, tzinfo=datetime.UTC)
+    tokyo = UserFactory(profile__timezone="Asia/Tokyo")
+    los_angeles = UserFactory(profile__timezone="America/Los_Angeles")
+    yesterday_in_tokyo = HealthInsight.objects.create(
+        user=tokyo, code="low_steps", title="Move", insight_date=datetime.date(2026, 3, 10)
+    )
+    result = services.insights_compute_batch(user_ids=[tokyo.pk, los_angeles.pk], now=moment)
+    assert result.removed == 0
+    assert HealthInsight.objects.filter(pk=yesterday_in_tokyo.pk).exists()
+    days = dict(HealthInsight.objects.filter(code="missing_data").values_list("user_id", "insight_date"))
+    assert days == {tokyo.pk: datetime.date(2026, 3, 11), los_angeles.pk: datetime.date(2026, 3, 10)}

@@ -405,7 +405,7 @@ def main() -> None:
         batches = -(-users // args.batch_size)
         print(
             f"compute_insights {label}: {users:,} users in {seconds:.1f} s = {users / seconds:,.0f} users/s; "
-            f"{queries} queries for {batches} batches of {args.batch_size}."
+            f"{queries} queries for {batches} batch{'es' if batches != 1 else ''} of {args.batch_size}."
         )
         print(f"  {summary}")
     print(f"Insights stored: {HealthInsight.objects.count():,}")

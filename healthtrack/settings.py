@@ -279,6 +279,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ServiceStatusEnum": ["ok", "error"],
         "GoalStatusEnum": "goals.models.GoalStatus",
+        # Goal priority and insight severity share low/medium/high.
+        "LevelEnum": "insights.models.Severity",
+        "MetricTypeEnum": "metrics.registry.METRIC_TYPE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -248,7 +248,9 @@ class AppleHealthImportView(_AlwaysJSON, APIView):
         audit_set(request, action=AuditAction.CREATE, resource_type=APPLE_HEALTH_RESOURCE, subject_id=user_id)
         upload = _uploaded_export(request)
         try:
-            result = services.apple_health_import(user_id=user_id, source=upload)
+            result = services.apple_health_import(
+                user_id=user_id, source=upload, max_xml_bytes=services.APPLE_HEALTH_MAX_XML_BYTES
+            )
         except AppleHealthTooLarge as error:
             raise PayloadTooLarge(
                 f"The unpacked export.xml is over the limit of {error.limit} bytes."

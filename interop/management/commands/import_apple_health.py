@@ -41,14 +41,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        path = Path(options["path"])
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file." if not path.exists() else f"{path}: not a file.")
         user = selectors.user_by_reference(options["user"])
         if user is None:
             raise CommandError(f"No user with id, username or email {options['user']!r}.")
         if not user.is_active:
             raise CommandError(f"User {user.pk} ({user.username}) is deactivated; nothing imported.")
-        path = Path(options["path"])
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file.")
         dry_run = options["dry_run"]
         show_progress = options["progress"] == "always" or (
             options["progress"] == "auto" and self.stderr.isatty()

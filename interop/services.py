@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from healthtrack.audit import MAX_OBJECT_IDS
@@ -373,6 +374,7 @@ def apple_health_import(
     nutrition_batch: list[dict[str, Any]] = []
 
     def write_metrics() -> None:
+        _forget_logged_queries()
         ingested = metric_bulk_ingest(
             user_id=user_id, samples=metric_batch, now=now, update_existing=is_daily_total, notify=False
         )
@@ -426,6 +428,14 @@ def apple_health_import(
         elif result.changed:
             user_data_version_bump(user_id=user_id)
     return result
+
+
+def _forget_logged_queries() -> None:
+    """With DEBUG on (development), Django keeps the last 9,000 queries, and each of an
+    import's holds a whole batch as SQL: hundreds of megabytes for a large export. An
+    import forgets them batch by batch (never with DEBUG off: tests count queries)."""
+    if settings.DEBUG:
+        reset_queries()
 
 
 def import_audit_record(*, user_id: int, resource_type: str, object_ids: Sequence[str], path: str) -> None:

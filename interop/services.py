@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import reset_queries, transaction
+from django.db import connections, reset_queries, router, transaction
 from django.utils import timezone
 
 from healthtrack.audit import MAX_OBJECT_IDS
@@ -29,7 +29,7 @@ from interop import fhir, selectors
 from interop.apple_health import AppleHealthSummary, is_daily_total, iter_apple_health
 from interop.records import MetricSample
 from interop.streaming import json_document_stream
-from metrics.models import Source
+from metrics.models import HealthMetric, Source
 from metrics.services import metric_bulk_ingest, metric_data_changed
 from metrics.validation import BULK_MAX_SAMPLES
 from nutrition.services import nutrition_log_bulk_create
@@ -210,6 +210,23 @@ _FHIR_PATHS = {
 }
 
 
+def _serialize_imports_of(user_id: int) -> None:
+    """Make a second import for the same person wait until the first one commits.
+
+    Two imports of overlapping data (the same export uploaded twice at once) insert the
+    same sync ids, possibly in different orders, each in one long transaction: PostgreSQL
+    would make one of them fail with a deadlock. Under a transaction-scoped advisory lock
+    the second one waits, then finds the first one's rows stored (duplicates). SQLite
+    runs one writing transaction at a time anyway.
+    """
+    connection = connections[router.db_for_write(HealthMetric)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"healthtrack.import:{user_id}"]
+            )
+
+
 @dataclass
 class FhirImportResult:
     created_ids: list[int] = field(default_factory=list)
@@ -247,6 +264,7 @@ def fhir_import(*, user_id: int, bundle: Any, tz: tzinfo, now: datetime | None =
     changed: set[str] = set()
     now = now or timezone.now()
     with transaction.atomic():
+        _serialize_imports_of(user_id)
         for start in range(0, len(parsed.entries), IMPORT_BATCH_SIZE):
             batch = parsed.entries[start : start + IMPORT_BATCH_SIZE]
             ingested = metric_bulk_ingest(
@@ -401,6 +419,7 @@ def apple_health_import(
 
     progress = (lambda _summary: on_progress(result)) if on_progress is not None else None
     with transaction.atomic():
+        _serialize_imports_of(user_id)
         records = iter_apple_health(
             source,
             summary=result.summary,

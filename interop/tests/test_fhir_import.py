@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from healthtrack.cache import user_data_version
 from healthtrack.models import AuditEvent
+from healthtrack.tests.live import needs_postgresql
 from interop import services, views
 from interop.tests.factories import SAMPLE_VALUES, ExportMetricFactory
 from metrics.models import HealthMetric
@@ -353,4 +356,43 @@ def test_queries_grow_with_batches_of_a_thousand_not_with_entries(auth_client, u
         else -(-1000 // connection.ops.bulk_batch_size(fields, [None] * 1000))
     )
     assert three_batches - one_batch == 2 * (1 + per_insert + 2)
-    assert one_batch == 1 + per_insert + 2 + 3  # + the outer savepoint pair and the audit row
+    # + the import's savepoint pair, the audit row (and PostgreSQL's per-person import lock).
+    lock = 1 if connection.vendor == "postgresql" else 0
+    assert one_batch == 1 + per_insert + 2 + 2 + 1 + lock
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_data_at_once_neither_fails_nor_duplicates(monkeypatch):
+    """The same 1,500 observations imported twice at the same moment, in opposite orders,
+    each import pausing after its first batch so the other can write meanwhile: without
+    the per-person import lock each would hold rows the other needs (a deadlock, one of
+    them fails). With it, one stores everything and the other finds it all stored."""
+    person = UserFactory()
+    forward = heart_rates(1500)
+    documents = {"forward": forward, "backward": {**forward, "entry": list(reversed(forward["entry"]))}}
+    first_batch_written = {name: threading.Event() for name in documents}
+    current = threading.local()
+    real = services.metric_bulk_ingest
+
+    def ingest_then_pause(**kwargs):
+        result = real(**kwargs)
+        first_batch_written[current.name].set()
+        other = "backward" if current.name == "forward" else "forward"
+        first_batch_written[other].wait(timeout=1)
+        return result
+
+    monkeypatch.setattr(services, "metric_bulk_ingest", ingest_then_pause)
+
+    def run(name):
+        current.name = name
+        try:
+            return services.fhir_import(user_id=person.pk, bundle=documents[name], tz=UTC)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, documents))
+
+    assert sorted((len(r.created_ids), r.duplicates) for r in results) == [(0, 1500), (1500, 0)]
+    assert HealthMetric.objects.filter(user=person).count() == 1500

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
+import tempfile
 import uuid
 
 from django.conf import settings
@@ -75,20 +75,25 @@ def _buffer_chunked_body(request: HttpRequest, limit: int) -> bool:
 
     Django only reads ``Content-Length`` bytes and would see a chunked body as empty;
     buffering it here (never more than ``limit`` + one block) gives views the body and
-    enforces the same limit as for bodies that declare their length.
+    enforces the same limit as for bodies that declare their length. A body over
+    FILE_UPLOAD_MAX_MEMORY_SIZE spills to a temporary file, so an upload route with a
+    large limit does not hold the whole upload in memory.
     """
     stream = request.META["wsgi.input"]
-    parts: list[bytes] = []
+    # Not a context manager: the view reads it after this returns. It is freed, and its
+    # temporary file deleted, with the request object.
+    spool = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
     size = 0
     while block := stream.read(min(65_536, limit + 1 - size)):
-        parts.append(block)
+        spool.write(block)
         size += len(block)
         if size > limit:
+            spool.close()
             return False
-    body = b"".join(parts)
+    spool.seek(0)
     # Django's WSGIRequest reads the body from ``_stream``, bounded by CONTENT_LENGTH.
-    request._stream = io.BytesIO(body)
-    request.META["CONTENT_LENGTH"] = str(len(body))
+    request._stream = spool
+    request.META["CONTENT_LENGTH"] = str(size)
     return True
 
 

@@ -131,6 +131,16 @@ FOOD_FIELDS = ("calories", "protein_g", "carbs_g", "fat_g")
 _MOLAR_UNIT = re.compile(r"^mmol<(?P<molar_mass>[0-9.]+)>/L$")
 _WORKOUT_DURATION_UNITS = {"min": 1.0, "s": 1 / 60, "h": 60.0}
 
+# External ids of the per-day records (steps, sleep, water, food). A later export holds the
+# same days with more data, so an import overwrites these instead of skipping them.
+DAILY_TOTAL_ID = re.compile(r"hk:(steps|sleep|water|food):\d{4}-\d{2}-\d{2}")
+
+
+def is_daily_total(source: str, external_id: str) -> bool:
+    """Is this sync id one of the import's daily totals (``hk:steps:2024-03-01`` ...)?"""
+    return source == APPLE_HEALTH_SOURCE and DAILY_TOTAL_ID.fullmatch(external_id) is not None
+
+
 # Bytes XML 1.0 forbids; some exports contain them (e.g. \x0b in source names).
 _INVALID_XML_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 
@@ -138,6 +148,14 @@ _INVALID_XML_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 class AppleHealthFormatError(ValueError):
     """The upload is not a readable Apple Health export (not XML or zip, wrong root
     element, malformed XML at a position, over the size limit)."""
+
+
+class AppleHealthTooLarge(AppleHealthFormatError):
+    """The export's XML (unpacked from its zip) is over ``max_xml_bytes``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"export.xml is larger than the limit of {limit} bytes.")
+        self.limit = limit
 
 
 @dataclass
@@ -192,7 +210,7 @@ class _SanitizedReader:
         data = self.stream.read(size)
         self.bytes_read += len(data)
         if self.max_bytes is not None and self.bytes_read > self.max_bytes:
-            raise AppleHealthFormatError(f"export.xml is larger than the limit of {self.max_bytes} bytes.")
+            raise AppleHealthTooLarge(self.max_bytes)
         return data.translate(None, _INVALID_XML_BYTES)
 
 

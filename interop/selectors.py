@@ -161,3 +161,19 @@ def audit_rows(*, user_id: int) -> QuerySet:
 
 def role_names(*, user_id: int) -> list[str]:
     return sorted(User.groups.through.objects.filter(user_id=user_id).values_list("group__name", flat=True))
+
+
+def user_by_reference(reference: str) -> User | None:
+    """The account an operator names on the command line: a numeric id, else an email,
+    else a username (email and username case-insensitive, as sign-in treats them)."""
+    reference = reference.strip()
+    if not reference:
+        return None
+    if reference.isdigit():
+        user_id = int(reference)
+        return User.objects.filter(pk=user_id).first() if user_id <= 2**63 - 1 else None
+    if "@" in reference:
+        user = User.objects.filter(email__iexact=reference).first()
+        if user is not None:
+            return user
+    return User.objects.filter(username__iexact=reference).first()

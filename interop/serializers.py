@@ -14,6 +14,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from interop.services import (
+    APPLE_HEALTH_MAX_UPLOAD_BYTES,
+    FHIR_IMPORT_MAX_ENTRIES,
+    IMPORT_ERRORS_SHOWN,
+)
 from metrics.registry import METRIC_TYPE_CHOICES
 from users.serializers import UserProfileSerializer
 
@@ -203,3 +208,95 @@ class PersonalExportSerializer(serializers.Serializer):
     health_insights = ExportInsightSerializer(many=True)
     care_team = ExportCareTeamSerializer(many=True)
     audit_events = ExportAuditEventSerializer(many=True)
+
+
+# --- Imports --------------------------------------------------------------------------------
+
+
+class FhirImportEntrySerializer(serializers.Serializer):
+    fullUrl = serializers.CharField(
+        required=False, help_text="Used as the sample's sync id when the Observation has no identifier or id."
+    )
+    resource = serializers.JSONField(
+        help_text="A FHIR R4 Observation with a LOINC code HealthTrack maps (see docs/interop.md). "
+        "Other resources (e.g. the Patient of an export) are passed over."
+    )
+
+
+class FhirImportBundleSerializer(serializers.Serializer):
+    """A FHIR R4 Bundle of Observations (any Bundle type)."""
+
+    resourceType = serializers.ChoiceField(choices=["Bundle"])
+    type = serializers.CharField(
+        required=False, help_text="Any Bundle type: collection, batch, transaction, searchset ..."
+    )
+    entry = FhirImportEntrySerializer(many=True, required=False, max_length=FHIR_IMPORT_MAX_ENTRIES)
+
+
+class FhirImportErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Index of the entry in Bundle.entry (0-based).")
+    field = serializers.CharField(
+        help_text="Path of the offending element in the entry, e.g. resource.valueQuantity.code."
+    )
+    message = serializers.CharField()
+
+
+class FhirImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="Metrics stored by this request.")
+    duplicates = serializers.IntegerField(
+        help_text="Observations skipped because their identifier is already stored "
+        "(or repeated in the Bundle)."
+    )
+    errors = FhirImportErrorSerializer(
+        many=True, help_text="One item per problem; those entries are not stored."
+    )
+
+
+class AppleHealthUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="The Health app's export: export.zip, or the export.xml inside it "
+        f"(apple_health_export/export.xml). At most {APPLE_HEALTH_MAX_UPLOAD_BYTES} bytes."
+    )
+
+
+class ImportProblemSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="metric_type of the sample, or meal_type of the nutrition log.")
+    external_id = serializers.CharField(allow_null=True, help_text="The record's sync id.")
+    recorded_at = serializers.CharField(help_text="When it was recorded (ISO 8601, the export's offset).")
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ImportTallySerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="Rows stored.")
+    updated = serializers.IntegerField(
+        help_text="Stored daily totals (steps, sleep, water, food) this export recounted and changed."
+    )
+    duplicates = serializers.IntegerField(help_text="Records already stored, unchanged.")
+    error_count = serializers.IntegerField(help_text="Records refused by validation, all counted.")
+    errors = ImportProblemSerializer(many=True, help_text=f"The first {IMPORT_ERRORS_SHOWN} refusals.")
+
+
+class ImportPerTypeSerializer(serializers.Serializer):
+    metrics = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Samples read from the export, by metric type."
+    )
+    nutrition = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Daily nutrition logs read from the export: water, food."
+    )
+
+
+class ImportSkippedSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="Apple Health record type.")
+    reason = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class AppleHealthImportResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(help_text="True when nothing was stored (manage.py --dry-run).")
+    export_date = serializers.CharField(allow_null=True, help_text="When the Health app made the export.")
+    records_read = serializers.IntegerField(help_text="Top-level records in the export.")
+    metrics = ImportTallySerializer()
+    nutrition = ImportTallySerializer()
+    per_type = ImportPerTypeSerializer()
+    skipped = ImportSkippedSerializer(many=True, help_text="Records not imported, by type and reason.")

@@ -87,6 +87,23 @@ def metric_stored_sync_keys(*, user_id: int, keys: Iterable[tuple[str, str]]) ->
     )
 
 
+def metric_synced_rows(
+    *, user_id: int, keys: Iterable[tuple[str, str]], fields: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored samples with these sync ids ((source, external_id) pairs), as
+    ``{key: {"id", *fields}}``: one query."""
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    if not by_source:
+        return {}
+    match = Q()
+    for source, external_ids in by_source.items():
+        match |= Q(source=source, external_id__in=external_ids)
+    rows = HealthMetric.objects.filter(match, user_id=user_id).values("id", "source", "external_id", *fields)
+    return {(row.pop("source"), row.pop("external_id")): row for row in rows.order_by()}
+
+
 # --- Owners ------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ lets the owner's goals follow the changed metric types, inside the same transact
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,9 +147,58 @@ class BulkResult:
     created_ids: list[int] = field(default_factory=list)
     duplicates: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Stored samples brought up to date (only with ``update_existing``).
+    updated_ids: list[int] = field(default_factory=list)
+    # Metric types of the samples created or updated: what ``metric_data_changed`` needs.
+    changed_types: set[str] = field(default_factory=set)
 
 
-def metric_bulk_ingest(*, user_id: int, samples: Sequence[Any], now: datetime | None = None) -> BulkResult:
+# Fields of a stored sample that ``update_existing`` may bring up to date: everything but
+# the owner and the sync identity (source, external_id).
+UPDATABLE_COLUMNS = ("metric_type", "value", "secondary_value", "unit", "recorded_at", "notes")
+
+
+class _StoredRowChanged(RuntimeError):
+    """A stored sample we were updating was deleted meanwhile: the batch is retried."""
+
+
+def _updates_for(
+    *,
+    user_id: int,
+    rows: Sequence[Mapping[str, Any]],
+    stored: set[tuple[str, str]],
+    update_existing: Callable[[str, str], bool],
+) -> list[HealthMetric]:
+    """Of the rows whose sync id is ``stored`` and accepted by ``update_existing``, the
+    stored samples to rewrite: those whose values differ (one query reads them)."""
+    wanted = {}
+    for row in rows:
+        key = (row["source"], row["external_id"])
+        if key in stored and update_existing(*key):
+            wanted[key] = row
+    if not wanted:
+        return []
+    current = selectors.metric_synced_rows(user_id=user_id, keys=wanted, fields=UPDATABLE_COLUMNS)
+    if len(current) != len(wanted):
+        raise _StoredRowChanged("A stored sample was deleted while the batch was being written.")
+    changed = []
+    for key, stored_row in current.items():
+        row = wanted[key]
+        if any(stored_row[name] != row[name] for name in UPDATABLE_COLUMNS):
+            changed.append(
+                HealthMetric(pk=stored_row["id"], user_id=user_id, **{n: row[n] for n in UPDATABLE_COLUMNS})
+            )
+    return changed
+
+
+def metric_bulk_ingest(
+    *,
+    user_id: int,
+    samples: Sequence[Any],
+    now: datetime | None = None,
+    update_existing: Callable[[str, str], bool] | None = None,
+    notify: bool = True,
+) -> BulkResult:
     """Validate each sample and store every valid, new one in one transaction.
 
     Invalid samples are reported as ``{index, field, message}`` and skipped; so are
@@ -158,6 +207,16 @@ def metric_bulk_ingest(*, user_id: int, samples: Sequence[Any], now: datetime | 
     INSERT stores the rest. If a concurrent writer stores one of our ids in between,
     the insert fails as a whole, is rolled back, and is retried without the ids now
     stored: nothing is lost and nothing is stored twice.
+
+    ``update_existing(source, external_id)``: sync ids for which a stored sample is not a
+    duplicate but an older version (e.g. an import's daily totals, recomputed from a later
+    export). Such a sample overwrites the stored one's type, value, unit, time and notes
+    when any differs (one more query to read them, one bulk UPDATE) and is counted in
+    ``updated_ids``; when nothing differs it is a duplicate. Other sync ids are never
+    changed.
+
+    ``notify=False`` leaves ``metric_data_changed`` to the caller (imports writing many
+    batches call it once, with ``changed_types``, at the end).
     """
     now = now or timezone.now()
     result = BulkResult()
@@ -189,14 +248,26 @@ def metric_bulk_ingest(*, user_id: int, samples: Sequence[Any], now: datetime | 
         ]
         try:
             with transaction.atomic():
+                updates = (
+                    _updates_for(user_id=user_id, rows=rows, stored=stored, update_existing=update_existing)
+                    if update_existing is not None and stored
+                    else []
+                )
+                # A key stored after our look-up is caught by the insert (IntegrityError);
+                # one deleted after it would make the update miss: retry in both cases.
+                if updates and HealthMetric.objects.bulk_update(updates, UPDATABLE_COLUMNS) != len(updates):
+                    raise _StoredRowChanged("A stored sample was deleted while it was being updated.")
                 created_ids = _insert_rows(user_id=user_id, rows=fresh) if fresh else []
-                if created_ids:
-                    metric_data_changed(user_id=user_id, metric_types={row["metric_type"] for row in fresh})
-        except IntegrityError:
+                changed_types = {row["metric_type"] for row in fresh} | {m.metric_type for m in updates}
+                if notify and changed_types:
+                    metric_data_changed(user_id=user_id, metric_types=changed_types)
+        except (IntegrityError, _StoredRowChanged):
             if attempt == BULK_INSERT_ATTEMPTS:
                 raise
             continue
         result.created_ids = created_ids
-        result.duplicates += len(rows) - len(fresh)
+        result.updated_ids = [metric.pk for metric in updates]
+        result.changed_types = changed_types
+        result.duplicates += len(rows) - len(fresh) - len(updates)
         break
     return result

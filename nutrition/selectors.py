@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Iterable, Sequence
 
 from django.conf import settings
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from healthtrack.cache import cached_for_user
@@ -18,6 +19,23 @@ SUMMARY_MAX_DAYS = 365
 
 def nutrition_log_get(*, log_id: int) -> NutritionLog | None:
     return NutritionLog.objects.filter(pk=log_id).first()
+
+
+def nutrition_synced_rows(
+    *, user_id: int, keys: Iterable[tuple[str, str]], fields: Sequence[str]
+) -> dict[tuple[str, str], dict]:
+    """The user's stored logs with these sync ids ((source, external_id) pairs), as
+    ``{key: {"id", *fields}}``: one query."""
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    if not by_source:
+        return {}
+    match = Q()
+    for source, external_ids in by_source.items():
+        match |= Q(source=source, external_id__in=external_ids)
+    rows = NutritionLog.objects.filter(match, user_id=user_id).values("id", "source", "external_id", *fields)
+    return {(row.pop("source"), row.pop("external_id")): row for row in rows.order_by()}
 
 
 def nutrition_logs_of(

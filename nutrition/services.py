@@ -8,7 +8,8 @@ of values; create and update both validate the merged result.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from healthtrack.cache import user_data_version_bump
 from metrics.models import Source
+from nutrition import selectors
 from nutrition.models import NUTRIENT_FIELDS, MealType, NutritionLog
 
 # Upper bounds per entry: generous for a real meal or drink, far below a typo that
@@ -172,3 +174,149 @@ def nutrition_log_delete(*, log: NutritionLog) -> None:
     user_id = log.user_id
     log.delete()
     user_data_version_bump(user_id=user_id)
+
+
+# --- Bulk ----------------------------------------------------------------------------------
+
+# Concurrent writers can store (or delete) one of a batch's sync ids between our look-up
+# and our write; each retry reads them again, so a third conflict means something else.
+BULK_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class NutritionBulkResult:
+    created_ids: list[int] = field(default_factory=list)
+    # Stored logs brought up to date (only with ``update_existing``).
+    updated_ids: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _StoredLogChanged(RuntimeError):
+    """A stored log the batch meant to update was deleted meanwhile: the batch is retried."""
+
+
+def nutrition_entry_clean(
+    entry: Any, *, now: datetime.datetime
+) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """Validate one log as ``POST /api/v1/nutrition-logs`` does (the same serializer for
+    the fields, then ``nutrition_log_errors`` for the rules): ``(fields, [])`` with every
+    model field of the log, or ``(None, [(field, message), ...])``."""
+    # The serializer module imports this one (limits): import it when first needed.
+    from nutrition.serializers import NutritionLogSerializer
+
+    if not isinstance(entry, Mapping):
+        return None, [("non_field_errors", "Expected a JSON object with the fields of a nutrition log.")]
+    serializer = NutritionLogSerializer(data=entry)
+    if not serializer.is_valid():
+        return None, [
+            (name, str(message)) for name, messages in serializer.errors.items() for message in messages
+        ]
+    data = serializer.validated_data
+    values = {
+        "meal_type": data["meal_type"],
+        "description": data.get("description") or "",
+        **{name: data.get(name) for name in NUTRIENT_FIELDS},
+        "logged_at": data.get("logged_at") or now,
+    }
+    errors = nutrition_log_errors(values, now=now)
+    if errors:
+        return None, [(name, message) for name, messages in errors.items() for message in messages]
+    values["source"] = data.get("source") or Source.MANUAL
+    values["external_id"] = data.get("external_id")
+    return values, []
+
+
+def nutrition_log_bulk_create(
+    *,
+    user_id: int,
+    entries: Sequence[Any],
+    now: datetime.datetime | None = None,
+    update_existing: Callable[[str, str], bool] | None = None,
+    notify: bool = True,
+) -> NutritionBulkResult:
+    """Validate each entry (as the API does) and store every valid, new one in one
+    transaction with one bulk INSERT.
+
+    Invalid entries are reported as ``{index, field, message}`` and skipped; entries whose
+    (source, external_id) is already stored, or repeated earlier in the batch, are counted
+    in ``duplicates``. ``update_existing(source, external_id)`` names sync ids whose stored
+    log is an older version of the entry (an import's daily totals): when any editable
+    field differs the stored log is overwritten (one bulk UPDATE) and counted in
+    ``updated_ids``, otherwise it is a duplicate. A concurrent writer storing or deleting
+    one of the ids in between makes the batch roll back and run again: nothing is lost
+    and nothing stored twice. ``notify=False`` leaves the data-version bump to the caller
+    (imports bump once at the end).
+    """
+    now = now or timezone.now()
+    result = NutritionBulkResult()
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries):
+        values, errors = nutrition_entry_clean(entry, now=now)
+        if errors:
+            result.errors.extend(
+                {"index": index, "field": name, "message": message} for name, message in errors
+            )
+            continue
+        if values["external_id"] is not None:
+            key = (values["source"], values["external_id"])
+            if key in seen:
+                result.duplicates += 1
+                continue
+            seen.add(key)
+        rows.append(values)
+    if not rows:
+        return result
+
+    for attempt in range(1, BULK_WRITE_ATTEMPTS + 1):
+        stored = (
+            selectors.nutrition_synced_rows(user_id=user_id, keys=seen, fields=EDITABLE_FIELDS)
+            if seen
+            else {}
+        )
+        fresh, stale = _split(user_id=user_id, rows=rows, stored=stored, update_existing=update_existing)
+        try:
+            with transaction.atomic():
+                # A sync id stored since the look-up fails the INSERT (IntegrityError); a
+                # log deleted since makes the UPDATE miss it: retry in both cases.
+                if stale and NutritionLog.objects.bulk_update(stale, EDITABLE_FIELDS) != len(stale):
+                    raise _StoredLogChanged("A stored log was deleted while it was being updated.")
+                created = NutritionLog.objects.bulk_create(fresh) if fresh else []
+                if notify and (created or stale):
+                    user_data_version_bump(user_id=user_id)
+        except (IntegrityError, _StoredLogChanged):
+            if attempt == BULK_WRITE_ATTEMPTS:
+                raise
+            continue
+        result.created_ids = [log.pk for log in created]
+        result.updated_ids = [log.pk for log in stale]
+        result.duplicates += len(rows) - len(created) - len(stale)
+        break
+    return result
+
+
+def _split(
+    *,
+    user_id: int,
+    rows: Sequence[dict[str, Any]],
+    stored: Mapping[tuple[str, str], Mapping[str, Any]],
+    update_existing: Callable[[str, str], bool] | None,
+) -> tuple[list[NutritionLog], list[NutritionLog]]:
+    """The logs to insert (sync id not stored) and the stored logs to overwrite (sync id
+    accepted by ``update_existing`` and some editable field differs); the rest are
+    duplicates."""
+    fresh: list[NutritionLog] = []
+    stale: list[NutritionLog] = []
+    for row in rows:
+        key = (row["source"], row["external_id"])
+        current = stored.get(key) if row["external_id"] is not None else None
+        if current is None:
+            fresh.append(NutritionLog(user_id=user_id, **row))
+        elif (
+            update_existing is not None
+            and update_existing(*key)
+            and any(current[name] != row[name] for name in EDITABLE_FIELDS)
+        ):
+            stale.append(NutritionLog(pk=current["id"], user_id=user_id, **row))
+    return fresh, stale

@@ -6,7 +6,6 @@ import datetime
 import io
 import tracemalloc
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -17,26 +16,9 @@ from interop.apple_health import (
     parse_apple_health,
 )
 from interop.records import MetricSample
+from interop.tests.apple_exports import FIXTURE, FOOTER, HEADER, PST, GeneratedExport, export, record
 
-FIXTURE = Path(__file__).parent / "fixtures" / "export.xml"
-PST = datetime.timezone(datetime.timedelta(hours=-8))
 CET = datetime.timezone(datetime.timedelta(hours=1))
-
-HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n'
-FOOTER = b"</HealthData>\n"
-
-
-def record(record_type, value, unit="", start="2024-03-01 08:00:00 -0800", end=None, source="Watch") -> bytes:
-    end = end or start
-    unit_attr = f' unit="{unit}"' if unit else ""
-    return (
-        f'<Record type="{record_type}" sourceName="{source}"{unit_attr} creationDate="{end}" '
-        f'startDate="{start}" endDate="{end}" value="{value}"/>\n'
-    ).encode()
-
-
-def export(*records: bytes) -> io.BytesIO:
-    return io.BytesIO(HEADER + b"".join(records) + FOOTER)
 
 
 @pytest.fixture(scope="module")
@@ -393,44 +375,6 @@ def test_iso_dates_from_third_party_writers_are_accepted():
 
 
 # --- streaming ------------------------------------------------------------------------------
-
-
-class GeneratedExport:
-    """A large export.xml made on the fly, so the test itself holds no big buffer."""
-
-    def __init__(self, records: int) -> None:
-        self.pieces = self._pieces(records)
-        self.pending = b""
-        self.size = 0
-
-    def _pieces(self, records):
-        yield HEADER
-        start = datetime.datetime(2020, 1, 1, tzinfo=PST)
-        for n in range(records):
-            moment = (start + datetime.timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S -0800")
-            yield record("HKQuantityTypeIdentifierHeartRate", 50 + n % 60, "count/min", start=moment)
-            if n % 10 == 0:
-                yield record("HKQuantityTypeIdentifierStepCount", 100, "count", start=moment, source="iPhone")
-        yield FOOTER
-
-    def read(self, size=-1):
-        while len(self.pending) < max(size, 1):
-            piece = next(self.pieces, None)
-            if piece is None:
-                break
-            self.pending += piece
-        data, self.pending = self.pending[:size], self.pending[size:]
-        if self.size == 0:
-            self.peeked = data  # the opener sniffs the first bytes, then seeks back
-        self.size += len(data)
-        return data
-
-    def tell(self):
-        return self.size
-
-    def seek(self, position):
-        assert position == 0 and self.size == len(self.peeked)
-        self.pending, self.size = self.peeked + self.pending, 0
 
 
 def test_memory_stays_flat_however_many_records():

@@ -17,7 +17,7 @@ from fhir.resources.R4B.patient import Patient
 from healthtrack.models import AuditEvent
 from interop import services
 from interop.fhir import FHIR_MAPPINGS
-from interop.tests.factories import BASE_TIME, SAMPLE_VALUES, HealthMetricFactory
+from interop.tests.factories import BASE_TIME, SAMPLE_VALUES, ExportMetricFactory
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES
 from users.tests.factories import (
@@ -99,7 +99,7 @@ def validate_bundle(document: dict) -> tuple[Patient, list[Observation]]:
 
 def one_of_each(user) -> dict[str, HealthMetric]:
     return {
-        metric_type: HealthMetricFactory(user=user, metric_type=metric_type, source="apple_health")
+        metric_type: ExportMetricFactory(user=user, metric_type=metric_type, source="apple_health")
         for metric_type in METRIC_TYPES
     }
 
@@ -162,7 +162,7 @@ def test_patient_gender_maps_to_administrative_gender(make_client, gender, fhir_
 
 def test_effective_time_is_in_the_persons_zone_with_offset(make_client):
     person = UserFactory(profile__timezone="Europe/Paris")
-    HealthMetricFactory(user=person, recorded_at=datetime.datetime(2024, 7, 1, 6, 30, tzinfo=datetime.UTC))
+    ExportMetricFactory(user=person, recorded_at=datetime.datetime(2024, 7, 1, 6, 30, tzinfo=datetime.UTC))
     observation = read_bundle(make_client(person).get(url(person.pk)))["entry"][1]["resource"]
     assert observation["effectiveDateTime"] == "2024-07-01T08:30:00+02:00"
     issued = datetime.datetime.fromisoformat(observation["issued"])
@@ -170,8 +170,8 @@ def test_effective_time_is_in_the_persons_zone_with_offset(make_client):
 
 
 def test_identifiers_are_stable_across_exports(auth_client, user):
-    HealthMetricFactory(user=user, source="garmin", external_id="activity-991")
-    HealthMetricFactory(user=user, source="fhir", external_id="https://ehr.example.org/obs|abc-1")
+    ExportMetricFactory(user=user, source="garmin", external_id="activity-991")
+    ExportMetricFactory(user=user, source="fhir", external_id="https://ehr.example.org/obs|abc-1")
     first = read_bundle(auth_client.get(url(user.pk)))
     second = read_bundle(auth_client.get(url(user.pk)))
     assert first["id"] != second["id"]  # the bundle is a new document each time
@@ -185,7 +185,7 @@ def test_identifiers_are_stable_across_exports(auth_client, user):
 
 def test_identifier_namespace_follows_the_setting(auth_client, user, settings):
     settings.FHIR_SYSTEM_BASE = "https://fhir.clinic.example/sid"
-    metric = HealthMetricFactory(user=user)
+    metric = ExportMetricFactory(user=user)
     document = read_bundle(auth_client.get(url(user.pk)))
     assert (
         document["entry"][0]["resource"]["identifier"][0]["system"] == "https://fhir.clinic.example/sid/user"
@@ -197,15 +197,15 @@ def test_identifier_namespace_follows_the_setting(auth_client, user, settings):
 
 
 def test_notes_are_carried_as_an_annotation(auth_client, user):
-    HealthMetricFactory(user=user, notes="After a run")
+    ExportMetricFactory(user=user, notes="After a run")
     observation = read_bundle(auth_client.get(url(user.pk)))["entry"][1]["resource"]
     assert observation["note"] == [{"text": "After a run"}]
 
 
 def test_observations_are_oldest_first_and_other_people_excluded(auth_client, user, other_user):
-    late = HealthMetricFactory(user=user, recorded_at=BASE_TIME + datetime.timedelta(days=2))
-    early = HealthMetricFactory(user=user, recorded_at=BASE_TIME)
-    HealthMetricFactory(user=other_user)
+    late = ExportMetricFactory(user=user, recorded_at=BASE_TIME + datetime.timedelta(days=2))
+    early = ExportMetricFactory(user=user, recorded_at=BASE_TIME)
+    ExportMetricFactory(user=other_user)
     document = read_bundle(auth_client.get(url(user.pk)))
     assert [e["resource"]["identifier"][0]["value"] for e in document["entry"][1:]] == [
         str(early.pk),
@@ -228,23 +228,23 @@ def _window_ids(client, user, **params) -> list[str]:
 
 def test_since_is_inclusive_and_until_exclusive(auth_client, user):
     times = [BASE_TIME + datetime.timedelta(hours=h) for h in range(4)]
-    ids = [str(HealthMetricFactory(user=user, recorded_at=t).pk) for t in times]
+    ids = [str(ExportMetricFactory(user=user, recorded_at=t).pk) for t in times]
     assert _window_ids(auth_client, user, since=times[1].isoformat(), until=times[3].isoformat()) == ids[1:3]
 
 
 def test_dates_mean_the_persons_local_days(make_client):
     person = UserFactory(profile__timezone="America/New_York")
     # 2024-03-01 23:30 in New York is 2024-03-02 04:30 UTC.
-    evening = HealthMetricFactory(
+    evening = ExportMetricFactory(
         user=person, recorded_at=datetime.datetime(2024, 3, 2, 4, 30, tzinfo=datetime.UTC)
     )
-    HealthMetricFactory(user=person, recorded_at=datetime.datetime(2024, 3, 2, 5, 30, tzinfo=datetime.UTC))
+    ExportMetricFactory(user=person, recorded_at=datetime.datetime(2024, 3, 2, 5, 30, tzinfo=datetime.UTC))
     ids = _window_ids(make_client(person), person, since="2024-03-01", until="2024-03-01")
     assert ids == [str(evening.pk)]
 
 
 def test_rfc3339_lower_case_separators_are_accepted(auth_client, user):
-    metric = HealthMetricFactory(user=user, recorded_at=BASE_TIME)
+    metric = ExportMetricFactory(user=user, recorded_at=BASE_TIME)
     assert _window_ids(auth_client, user, since="2024-03-01t08:00:00z") == [str(metric.pk)]
 
 
@@ -272,7 +272,7 @@ def _export_rows():
 
 
 def test_export_is_audited_once(auth_client, user):
-    HealthMetricFactory.create_batch(3, user=user)
+    ExportMetricFactory.create_batch(3, user=user)
     read_bundle(auth_client.get(url(user.pk)))
     event = AuditEvent.objects.get()
     assert (event.action, event.resource_type, event.subject_id, event.actor_id, event.status) == (
@@ -287,7 +287,7 @@ def test_export_is_audited_once(auth_client, user):
 
 def test_care_team_clinician_may_export(make_client):
     membership = CareTeamMembershipFactory()
-    HealthMetricFactory(user=membership.patient)
+    ExportMetricFactory(user=membership.patient)
     document = read_bundle(make_client(membership.clinician).get(url(membership.patient_id)))
     validate_bundle(document)
     event = _export_rows().get()
@@ -295,7 +295,7 @@ def test_care_team_clinician_may_export(make_client):
 
 
 def test_admin_may_export_anyone(make_client, user):
-    HealthMetricFactory(user=user)
+    ExportMetricFactory(user=user)
     document = read_bundle(make_client(AdminFactory()).get(url(user.pk)))
     assert len(document["entry"]) == 2
 
@@ -304,7 +304,7 @@ def test_admin_may_export_anyone(make_client, user):
     "make_actor", [UserFactory, ClinicianFactory, SupportFactory], ids=["user", "clinician", "support"]
 )
 def test_others_get_a_404_and_the_refusal_is_audited(make_client, user, make_actor):
-    HealthMetricFactory(user=user)
+    ExportMetricFactory(user=user)
     actor = make_actor()
     response = make_client(actor).get(url(user.pk))
     assert response.status_code == 404
@@ -350,10 +350,10 @@ def _consume_counting_queries(client, user_id, django_assert_num_queries, expect
 
 def test_query_count_does_not_grow_with_observations(auth_client, user, django_assert_num_queries):
     auth_client.get(url(user.pk))  # warm the auth snapshot
-    HealthMetricFactory.create_batch(3, user=user)
+    ExportMetricFactory.create_batch(3, user=user)
     # user + profile, metrics, audit insert
     small = _consume_counting_queries(auth_client, user.pk, django_assert_num_queries, 3)
-    HealthMetricFactory.create_batch(60, user=user)
+    ExportMetricFactory.create_batch(60, user=user)
     large = _consume_counting_queries(auth_client, user.pk, django_assert_num_queries, 3)
     assert len(small["entry"]) == 4 and len(large["entry"]) == 64
 
@@ -371,7 +371,7 @@ def refuse_materialising(*models):
 
 
 def test_rows_are_streamed_never_materialised(auth_client, user):
-    HealthMetricFactory.create_batch(5, user=user)
+    ExportMetricFactory.create_batch(5, user=user)
     # The rows are read while the body is written, through .iterator(), never as a list.
     with refuse_materialising(HealthMetric):
         response = auth_client.get(url(user.pk))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import jsonschema
@@ -9,18 +10,16 @@ import pytest
 from django.http import StreamingHttpResponse
 
 from goals.models import HealthGoal
+from goals.tests.factories import HealthGoalFactory
 from healthtrack.models import AuditEvent
+from healthtrack.tests.factories import AuditEventFactory
 from insights.models import HealthInsight
-from interop.tests.factories import (
-    AuditEventFactory,
-    HealthGoalFactory,
-    HealthInsightFactory,
-    HealthMetricFactory,
-    NutritionLogFactory,
-)
+from insights.tests.factories import HealthInsightFactory
+from interop.tests.factories import ExportMetricFactory
 from interop.tests.test_fhir_export import refuse_materialising
 from metrics.models import HealthMetric
 from nutrition.models import NutritionLog
+from nutrition.tests.factories import NutritionLogFactory
 from users.models import CareTeamMembership
 from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory
 
@@ -44,15 +43,22 @@ def full_account(user, other_user):
     clinician = ClinicianFactory(first_name="Grace", last_name="Hopper")
     CareTeamMembershipFactory(patient=user, clinician=clinician)
     data = {
-        "metric": HealthMetricFactory(user=user, metric_type="blood_pressure", notes="Left arm"),
+        "metric": ExportMetricFactory(user=user, metric_type="blood_pressure", notes="Left arm"),
         "nutrition": NutritionLogFactory(user=user),
-        "goal": HealthGoalFactory(user=user),
+        "goal": HealthGoalFactory(
+            user=user,
+            goal_type="step_count",
+            metric_type="steps",
+            unit="count",
+            target_value=10_000,
+            target_date=datetime.date(2024, 6, 1),
+        ),
         "insight": HealthInsightFactory(user=user, created_by=clinician),
         "clinician": clinician,
         "clinician_read": AuditEventFactory(actor=clinician, subject=user, ip="198.51.100.4"),
         "own_read": AuditEventFactory(actor=user, subject=user, ip="203.0.113.7"),
     }
-    HealthMetricFactory(user=other_user)
+    ExportMetricFactory(user=other_user)
     NutritionLogFactory(user=other_user)
     AuditEventFactory(actor=other_user, subject=other_user)
     return data
@@ -88,7 +94,7 @@ def test_export_holds_everything_about_the_person(auth_client, user, full_accoun
     assert (log["id"], log["meal_type"], log["calories"], log["water_ml"]) == (
         full_account["nutrition"].pk,
         "lunch",
-        420.0,
+        550.0,
         None,
     )
     (goal,) = document["health_goals"]
@@ -199,7 +205,7 @@ def _nullable_to_json_schema(node):
 
 def test_query_count_does_not_grow_with_rows(auth_client, user, django_assert_num_queries):
     auth_client.get("/api/v1/users/me")  # warm the auth snapshot
-    HealthMetricFactory(user=user)
+    ExportMetricFactory(user=user)
 
     def consume():
         # user + profile, roles, six sections, audit insert
@@ -207,7 +213,7 @@ def test_query_count_does_not_grow_with_rows(auth_client, user, django_assert_nu
             return json.loads(b"".join(auth_client.get(URL).streaming_content))
 
     small = consume()
-    HealthMetricFactory.create_batch(40, user=user)
+    ExportMetricFactory.create_batch(40, user=user)
     NutritionLogFactory.create_batch(20, user=user)
     HealthInsightFactory.create_batch(5, user=user, created_by=ClinicianFactory())
     large = consume()

@@ -113,6 +113,10 @@ def metric_delete(*, metric: HealthMetric) -> None:
     metric_data_changed(user_id=metric.user_id, metric_types=[metric.metric_type])
 
 
+def _sync_order(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (row.get("source") or "", row.get("external_id") or "")
+
+
 def _insert_rows(*, user_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert validated rows in one statement; return their ids.
 
@@ -121,6 +125,9 @@ def _insert_rows(*, user_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int
     than ``bulk_create`` for 1,000 rows (the bulk ingest speed target). Elsewhere
     (SQLite) ``bulk_create``.
     """
+    # Same order in every transaction, so two imports of overlapping sync ids wait for
+    # each other on the first shared id (then retry without it) instead of deadlocking.
+    rows = sorted(rows, key=_sync_order)
     connection = connections[router.db_for_write(HealthMetric)]
     if connection.vendor != "postgresql":
         created = HealthMetric.objects.bulk_create([HealthMetric(user_id=user_id, **row) for row in rows])
@@ -131,10 +138,14 @@ def _insert_rows(*, user_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int
         quote(meta.get_field(name).column) for name in ("user", *INSERT_COLUMNS, "created_at")
     )
     arrays = ", ".join(f"%s::{_POSTGRES_ARRAY_TYPES[name]}[]" for name in INSERT_COLUMNS)
-    # Identifiers come from the model, every value is a parameter.
+    aliases = [f"c{index}" for index in range(len(INSERT_COLUMNS))]
+    # Identifiers come from the model, every value is a parameter. ORDER BY keeps the
+    # sorted order (and so the lock order) explicit.
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT %s, unnested.*, %s "  # noqa: S608
-        f"FROM unnest({arrays}) AS unnested RETURNING {quote(meta.pk.column)}"
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT %s, {', '.join(f'u.{a}' for a in aliases)}, %s "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(aliases)}, position) "
+        f"ORDER BY u.position RETURNING {quote(meta.pk.column)}"
     )
     params = [user_id, timezone.now(), *([row[name] for row in rows] for name in INSERT_COLUMNS)]
     with connection.cursor() as cursor:

@@ -282,6 +282,8 @@ def nutrition_log_bulk_create(
                 # log deleted since makes the UPDATE miss it: retry in both cases.
                 if stale and NutritionLog.objects.bulk_update(stale, EDITABLE_FIELDS) != len(stale):
                     raise _StoredLogChanged("A stored log was deleted while it was being updated.")
+                # One lock order for every transaction (see metrics.services._insert_rows).
+                fresh.sort(key=lambda log: (log.source or "", log.external_id or ""))
                 created = NutritionLog.objects.bulk_create(fresh) if fresh else []
                 if notify and (created or stale):
                     user_data_version_bump(user_id=user_id)

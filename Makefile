@@ -56,6 +56,11 @@ format: install
 seed: migrate
 	$(MANAGE) seed_demo_data --users $${USERS:-100} --days $${DAYS:-30}
 
+# Seeds 10,000 people x 30 days (once; reused after) and times compute_insights. Use a
+# dedicated database: DATABASE_URL=postgres://.../ht_insights_bench make bench-insights
+bench-insights: install
+	$(BIN)/python scripts/bench_insights.py $(BENCH_ARGS)
+
 check-deploy: install
 	DEBUG=false SECRET_KEY=check-deploy-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
 	FIELD_ENCRYPTION_KEY=check-deploy-field-key-0123456789 \

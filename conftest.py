@@ -34,12 +34,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _fast_hashing_and_clean_cache(settings):
-    """Cheap password hashing (Argon2 has its own test) and an empty cache per test."""
+    """Cheap password hashing (Argon2 has its own test), an empty cache per test, and
+    rate limits off (tests that exercise them switch them on: healthtrack/tests/test_ratelimit.py)."""
     from django.core.cache import cache
 
     from healthtrack.cache import breaker
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.RATE_LIMIT_ENABLED = False
     breaker.reset()
     cache.clear()
     yield

@@ -202,18 +202,33 @@ def versioned_key(user_id: int, version: int, name: str, *parts: Any) -> str:
     return f"{name}:{user_id}:{version}:{suffix}"
 
 
-def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute):
+def _entry_key(user_id: int, name: str, parts: tuple) -> str:
+    suffix = ":".join(str(part) for part in parts)
+    return f"{name}:{user_id}:{suffix}"
+
+
+def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute, *, refresh: bool = False):
     """Return ``(value, cached)``: ``compute()`` cached under the user's data version.
 
-    When the cache is unavailable the value is computed from the database every time.
+    The entry keeps the version it was computed under next to the value and is served
+    only while that is still the user's version, so a hit is one round trip (the
+    version and the entry in one ``get_many``) and a bump leaves nothing stale to
+    serve. A value computed while a write was committing carries the version read
+    before it, so it is never served after the write. ``refresh=True`` skips the cached
+    value, computes afresh and stores the new one. When the cache is unavailable the
+    value is computed from the database every time.
     """
+    if _pending_bumps:
+        _replay_pending_bumps()
+    version_key, entry_key = _data_version_key(user_id), _entry_key(user_id, name, parts)
+    if not refresh:
+        found = cache.get_many([version_key, entry_key])
+        version, entry = found.get(version_key), found.get(entry_key)
+        if version is not None and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == version:
+            return entry[1], True
     version = user_data_version(user_id)
     if version is None:
         return compute(), False
-    key = versioned_key(user_id, version, name, *parts)
-    value = cache.get(key)
-    if value is not None:
-        return value, True
     value = compute()
-    cache.set(key, value, timeout=timeout)
+    cache.set(entry_key, (version, value), timeout=timeout)
     return value, False

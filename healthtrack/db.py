@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+
 from django.db.models import DateField, F, Func, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 
 class LocalDate(Func):
@@ -44,3 +48,14 @@ def user_timezone(path: str = "user__profile__timezone"):
 def local_date(timestamp_field: str, tz=None) -> LocalDate:
     """Local date of ``timestamp_field`` in the owner's zone, or in ``tz`` (a zone name)."""
     return LocalDate(F(timestamp_field), Value(tz) if isinstance(tz, str) else (tz or user_timezone()))
+
+
+def local_day_window(*, tz: str, days: int, now: datetime.datetime | None = None):
+    """``(first_day, last_day, start, end)``: the ``days`` local days ending today in
+    ``tz`` and the UTC instants bounding them (``start`` inclusive, ``end`` exclusive)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    last_day = timezone.localtime(now or timezone.now(), zone).date()
+    first_day = last_day - datetime.timedelta(days=days - 1)
+    start = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=zone)
+    end = datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+    return first_day, last_day, start.astimezone(datetime.UTC), end.astimezone(datetime.UTC)

@@ -90,3 +90,85 @@ class EncryptedTextField(_SharedKeysMixin, library.EncryptedTextField):
 
 class EncryptedDateField(_SharedKeysMixin, library.EncryptedDateField):
     pass
+
+
+# --- Key rotation ---------------------------------------------------------------------
+#
+# ``manage.py rotate_encryption_keys`` re-encrypts stored values under the newest key
+# pair. The functions below work on the raw column text (Fernet tokens), never on
+# decrypted model instances, so a rotation cannot change what a value says and never
+# re-encrypts a value twice.
+
+
+def newest_fernet() -> Fernet:
+    """The key every new value is written with: (SECRET_KEY, FIELD_ENCRYPTION_KEY)."""
+    salts = settings.SALT_KEY if isinstance(settings.SALT_KEY, list | tuple) else [settings.SALT_KEY]
+    return Fernet(_derive_key(settings.SECRET_KEY, salts[0]))
+
+
+class KeyState:
+    CURRENT = "current"  # encrypted under the newest key
+    STALE = "stale"  # readable, but under an older key: to re-encrypt
+    UNDECRYPTABLE = "undecryptable"  # no configured key opens it
+
+
+def key_state(token: str) -> str:
+    """Which configured key, if any, opens this stored value."""
+    raw = token.encode("utf-8")
+    try:
+        newest_fernet().decrypt(raw)
+    except InvalidToken:
+        pass
+    else:
+        return KeyState.CURRENT
+    try:
+        current_fernet().decrypt(raw)
+    except InvalidToken:
+        return KeyState.UNDECRYPTABLE
+    return KeyState.STALE
+
+
+def reencrypt(token: str) -> str:
+    """The same plaintext, encrypted under the newest key."""
+    return current_fernet().rotate(token.encode("utf-8")).decode("utf-8")
+
+
+def encrypted_fields_by_model() -> dict[type, list]:
+    """Every model with encrypted columns, found through the app registry.
+
+    Any field built on django-fernet-encrypted-fields counts, ours or the library's own
+    (they share the key format). Proxy models share their concrete model's table.
+    """
+    from django.apps import apps
+
+    found: dict[type, list] = {}
+    for model in apps.get_models():
+        if model._meta.proxy:
+            continue
+        fields = [f for f in model._meta.concrete_fields if isinstance(f, library.EncryptedFieldMixin)]
+        if fields:
+            found[model] = fields
+    return found
+
+
+def raw_values(queryset, fields, *, limit: int | None = None):
+    """``queryset`` as ``(pk, {attname: stored text})`` rows, without decrypting."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    aliases = {f"_stored_{field.attname}": field.attname for field in fields}
+    annotated = queryset.annotate(
+        **{alias: Cast(attname, output_field=TextField()) for alias, attname in aliases.items()}
+    )
+    rows = annotated.values_list("pk", *aliases)
+    for pk, *stored in rows[:limit] if limit is not None else rows:
+        yield pk, dict(zip(aliases.values(), stored, strict=True))
+
+
+def write_raw(model, pk, values: dict[str, str]) -> None:
+    """Store already-encrypted text as is (the field would encrypt it again)."""
+    from django.db.models import TextField, Value
+
+    model._base_manager.filter(pk=pk).update(
+        **{attname: Value(token, output_field=TextField()) for attname, token in values.items()}
+    )

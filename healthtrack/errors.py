@@ -15,6 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -44,6 +45,54 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Service temporarily unavailable, try again shortly."
     default_code = "service_unavailable"
+
+
+# How long clients are asked to wait after a 503 for an unreachable database.
+DATABASE_RETRY_AFTER_SECONDS = 2
+# SQLSTATE classes that mean "the database cannot serve us right now", not "this query
+# is wrong": 08 connection exception, 53 insufficient resources (too many connections),
+# 57 operator intervention (shutting down, starting up, statement timeout).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unreachable (down, restarting, pool timed out)?
+
+    Connection failures, closed connections and psycopg_pool's ``PoolTimeout`` carry no
+    SQLSTATE; errors in a query (a bug) do, and stay 500s.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    cause = exc.__cause__ or exc
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a pinned dependency
+        psycopg = None
+    if psycopg is not None and isinstance(cause, psycopg.Error):
+        if isinstance(cause, psycopg.InterfaceError):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        return isinstance(cause, psycopg.OperationalError) and (
+            sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
+        )
+    return str(cause).lower().startswith(_SQLITE_UNAVAILABLE)
+
+
+def mark_database_unavailable(request) -> None:
+    """Remember for the rest of the request (the audit write) that the database is gone."""
+    getattr(request, "_request", request).database_unavailable = True
+
+
+def database_unavailable_response() -> JsonResponse:
+    return json_error(
+        503,
+        "The database is unavailable; try again shortly.",
+        "service_unavailable",
+        Retry_After=str(DATABASE_RETRY_AFTER_SECONDS),
+    )
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -105,6 +154,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
+    elif database_unavailable(exc):
+        logger.warning("Database unavailable (%s); answering 503.", exc.__class__.__name__)
+        if context.get("request") is not None:
+            mark_database_unavailable(context["request"])
+        exc = ServiceUnavailable("The database is unavailable; try again shortly.")
+        exc.wait = DATABASE_RETRY_AFTER_SECONDS
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: JsonErrorMiddleware logs it and answers 500
@@ -139,6 +194,7 @@ def server_error_response() -> JsonResponse:
 # --- Django-level handlers (requests DRF never sees) ----------------------------
 
 
+@csrf_exempt  # a bearer-token API: a PUT to a malformed id is a JSON 404, not a CSRF page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Catch-all for unknown routes under API prefixes, also when DEBUG is on."""
     return json_error(404, "Not found.", "not_found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import uuid
@@ -10,7 +11,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from healthtrack.context import RequestContext, bind_request_context, unbind_request_context
-from healthtrack.errors import is_api_path, json_error, server_error_response
+from healthtrack.errors import (
+    database_unavailable,
+    database_unavailable_response,
+    is_api_path,
+    json_error,
+    mark_database_unavailable,
+    server_error_response,
+)
 
 logger = logging.getLogger("healthtrack.request")
 
@@ -54,6 +62,36 @@ def _max_body_bytes(view_func, method: str) -> int:
     return settings.MAX_REQUEST_BODY_BYTES
 
 
+def _is_chunked(request: HttpRequest) -> bool:
+    """A body sent without Content-Length (Transfer-Encoding: chunked) that the server
+    has de-chunked and terminated (gunicorn sets ``wsgi.input_terminated``)."""
+    return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and bool(
+        request.META.get("wsgi.input_terminated")
+    )
+
+
+def _buffer_chunked_body(request: HttpRequest, limit: int) -> bool:
+    """Read a chunked body, up to ``limit`` bytes; False as soon as it is longer.
+
+    Django only reads ``Content-Length`` bytes and would see a chunked body as empty;
+    buffering it here (never more than ``limit`` + one block) gives views the body and
+    enforces the same limit as for bodies that declare their length.
+    """
+    stream = request.META["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    while block := stream.read(min(65_536, limit + 1 - size)):
+        parts.append(block)
+        size += len(block)
+        if size > limit:
+            return False
+    body = b"".join(parts)
+    # Django's WSGIRequest reads the body from ``_stream``, bounded by CONTENT_LENGTH.
+    request._stream = io.BytesIO(body)
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    return True
+
+
 class ApiPathMiddleware:
     """Accept API paths with or without a trailing slash, cap body sizes, answer in JSON.
 
@@ -86,9 +124,30 @@ class ApiPathMiddleware:
                     f"Request body of {length} bytes is over this endpoint's limit of {limit} bytes.",
                     "payload_too_large",
                 )
+        elif _is_chunked(request):
+            limit = _max_body_bytes(view_func, request.method)
+            if not _buffer_chunked_body(request, limit):
+                return json_error(
+                    413,
+                    f"Request body is over this endpoint's limit of {limit} bytes.",
+                    "payload_too_large",
+                )
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception):
+        if database_unavailable(exception):
+            # Not a bug: the database is down or restarting. Answer at once, say so, and
+            # let the client retry; the pool reconnects on its own.
+            logger.warning("Database unavailable (%s); answering 503.", exception.__class__.__name__)
+            mark_database_unavailable(request)
+            if is_api_path(request.path):
+                return database_unavailable_response()
+            return HttpResponse(
+                "Service temporarily unavailable; try again shortly.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+                headers={"Retry-After": "2"},
+            )
         if not is_api_path(request.path):
             return None
         logger.exception("Unhandled exception on %s %s", request.method, request.path, exc_info=exception)

@@ -16,6 +16,8 @@ class LimitSkipPagination(LimitOffsetPagination):
 
     default_limit = 50
     max_limit = 500
+    # Far beyond any real list, and small enough for every database's OFFSET.
+    max_offset = 1_000_000_000
     limit_query_param = "limit"
     offset_query_param = "skip"
 
@@ -23,12 +25,12 @@ class LimitSkipPagination(LimitOffsetPagination):
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
     def get_offset(self, request):
-        return self._parse(request, self.offset_query_param, 0, 0, None)
+        return self._parse(request, self.offset_query_param, 0, 0, self.max_offset)
 
     @staticmethod
     def _parse(request, name: str, default: int, minimum: int, maximum: int | None) -> int:
         raw = request.query_params.get(name)
-        if raw in (None, ""):
+        if raw is None:
             return default
         try:
             value = int(raw)
@@ -78,7 +80,7 @@ class LimitSkipPagination(LimitOffsetPagination):
                 "name": self.offset_query_param,
                 "required": False,
                 "in": "query",
-                "description": "Rows to skip before the first one returned.",
-                "schema": {"type": "integer", "minimum": 0},
+                "description": f"Rows to skip before the first one returned (0-{self.max_offset:,}).",
+                "schema": {"type": "integer", "minimum": 0, "maximum": self.max_offset},
             },
         ]

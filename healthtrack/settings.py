@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
+    "django_ratelimit",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "nutrition",
     "goals",
     "insights",
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthtrack.middleware.ApiPathMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "healthtrack.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,18 +129,25 @@ _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db.setdefault("OPTIONS", {})
-    # Django's native psycopg pool; a short connect timeout so a dead database gives
-    # a quick 503 instead of a hung worker.
+    # Django's native psycopg pool. A request waits at most DB_POOL_TIMEOUT for a
+    # connection, so a dead database answers 503 within 3 s instead of hanging a worker
+    # (healthtrack.errors.database_unavailable). The pool gives up a series of reconnect
+    # attempts after DB_POOL_RECONNECT_TIMEOUT and the next request starts a fresh one,
+    # so its backoff never grows to minutes: recovery takes seconds, without a restart.
     _db["OPTIONS"].setdefault(
         "pool",
         {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
             "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
-            "timeout": env.float("DB_POOL_TIMEOUT", default=3.0),
+            "timeout": env.float("DB_POOL_TIMEOUT", default=2.5),
+            "reconnect_timeout": env.float("DB_POOL_RECONNECT_TIMEOUT", default=5.0),
         },
     )
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
     _db["CONN_MAX_AGE"] = 0  # the pool owns connection lifetime
+    # The pool checks a connection before handing it out, so connections broken by a
+    # database restart are replaced instead of failing a request each.
+    _db["CONN_HEALTH_CHECKS"] = True
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
     _db.setdefault("OPTIONS", {})
@@ -178,6 +188,26 @@ CACHE_RETRY_AFTER_SECONDS = env.float("CACHE_RETRY_AFTER_SECONDS", default=2.0)
 REDIS_CACHE_EXPIRE_INSIGHTS = env.int("REDIS_CACHE_EXPIRE_INSIGHTS", default=3600)
 REDIS_CACHE_EXPIRE_METRICS = env.int("REDIS_CACHE_EXPIRE_METRICS", default=300)
 REDIS_CACHE_EXPIRE_PROFILE = env.int("REDIS_CACHE_EXPIRE_PROFILE", default=86400)
+
+# --- Rate limits (healthtrack/ratelimit.py; docs/protection.md) ---------------------
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMIT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_REQUESTS_PER_MINUTE", default=600)
+RATE_LIMIT_REQUESTS_PER_SECOND = env.int("RATE_LIMIT_REQUESTS_PER_SECOND", default=10)
+RATE_LIMIT_AUTH_ATTEMPTS_PER_IP = env.int("RATE_LIMIT_AUTH_ATTEMPTS_PER_IP", default=20)
+RATE_LIMIT_AUTH_ATTEMPTS_PER_USERNAME = env.int("RATE_LIMIT_AUTH_ATTEMPTS_PER_USERNAME", default=5)
+# django-ratelimit's own settings: its counters live in the default cache (Redis in
+# production) under "rl:", and a cache that does not answer lets requests through.
+RATELIMIT_ENABLE = RATE_LIMIT_ENABLED
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_CACHE_PREFIX = "rl:"
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_IP_META_KEY = "healthtrack.net.client_ip"
+# django-ratelimit's cache checks know backends by exact class path: they call our
+# ResilientRedisCache (a django_redis RedisCache subclass) unsupported (W001) and the
+# embedded default's local-memory cache not shared (E003). The embedded default counts
+# per process by design (one developer process; `check --deploy` warns, healthtrack.W003);
+# healthtrack.E001 (healthtrack/checks.py) replaces both with a check that knows subclasses.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- Passwords and accounts -----------------------------------------------------
 PASSWORD_HASHERS = [
@@ -248,13 +278,23 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ServiceStatusEnum": ["ok", "error"]},
+    "ENUM_NAME_OVERRIDES": {
+        "ServiceStatusEnum": ["ok", "error"],
+        "GoalStatusEnum": "goals.models.GoalStatus",
+        # Goal priority and insight severity share low/medium/high.
+        "LevelEnum": "insights.models.Severity",
+        "MetricTypeEnum": "metrics.registry.METRIC_TYPE_CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
     ],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# Namespace of the identifiers in FHIR exports (a URL or URN this deployment owns). Keep
+# it stable: receiving systems recognise re-exported resources by it.
+FHIR_SYSTEM_BASE = env.str("FHIR_SYSTEM_BASE", default="urn:healthtrack")
 
 # --- Security -------------------------------------------------------------------
 SECURE_TRANSPORT = env.bool("SECURE_TRANSPORT", default=not DEBUG)

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("nutrition.urls")),
     path("", include("goals.urls")),
     path("", include("insights.urls")),
+    path("", include("interop.urls")),
 ]
 
 urlpatterns = [
@@ -32,7 +33,7 @@ urlpatterns = [
     path("admin/password-set/done/", PasswordResetCompleteView.as_view(), name="password_set_complete"),
     path("admin/", admin.site.urls),
     # Anything else under the API answers a JSON 404, also when DEBUG is on.
-    re_path(r"^api(?:/.*)?$", errors.api_not_found),
+    re_path(r"^api(?:/[\s\S]*)?$", errors.api_not_found),  # [\s\S]: paths may hold newlines
 ]
 
 handler400 = "healthtrack.errors.bad_request"

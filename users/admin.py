@@ -20,6 +20,7 @@ from healthtrack.permissions import is_admin, is_clinician
 from users import services
 from users.forms import SessionEndingAdminPasswordChangeForm
 from users.models import CareTeamMembership, Profile, User
+from users.selectors import user_auth_snapshot_invalidate
 
 
 class ProfileInline(admin.StackedInline):
@@ -31,6 +32,9 @@ class ProfileInline(admin.StackedInline):
 
 @admin.register(User)
 class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+    """Accounts in the admin; every change that ends or narrows access takes effect on
+    the account's very next API request, as it does through the API."""
+
     audit_resource_type = "profile"
     audit_subject_field = ""  # the row is the person
     change_password_form = SessionEndingAdminPasswordChangeForm
@@ -40,7 +44,7 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     search_fields = ("username", "email", "first_name", "last_name")
     ordering = ("-date_joined",)
     readonly_fields = ("date_joined", "last_login", "deactivated_at")
-    actions = ["deactivate_accounts", "activate_accounts", "password_set_links"]
+    actions = ["deactivate_selected", "activate_selected", "password_set_links"]
 
     # --- scope ---------------------------------------------------------------------
 
@@ -57,13 +61,6 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     def get_inlines(self, request, obj):
         return [ProfileInline] if obj is not None and self._sees_phi(request, obj) else []
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not self.has_change_permission(request):
-            for name in ("deactivate_accounts", "activate_accounts", "password_set_links"):
-                actions.pop(name, None)
-        return actions
-
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and not is_admin(request.user):
@@ -77,38 +74,49 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     # --- writes go through the services, so tokens end at once ----------------------
 
     def save_model(self, request, obj, form, change):
-        was_active = (
-            User.objects.filter(pk=obj.pk).values_list("is_active", flat=True).first() if change else None
-        )
         super().save_model(request, obj, form, change)
-        if change and was_active and not obj.is_active:
-            services.user_deactivate(user_id=obj.pk)
-        elif change and was_active is False and obj.is_active:
-            services.user_reactivate(user_id=obj.pk)
-        if change and {"groups", "is_staff", "is_superuser"} & set(form.changed_data):
-            services.user_sessions_end(user_id=obj.pk)
+        if change and "is_active" in form.changed_data:
+            # Unticking "active" is a deactivation: through the service, so the
+            # account's access and refresh tokens stop working at once.
+            if obj.is_active:
+                services.user_reactivate(user_id=obj.pk)
+            else:
+                services.user_deactivate(user_id=obj.pk)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        from users.selectors import user_auth_snapshot_invalidate
-
+        # Staff and superuser flags and groups decide what the account may do; the
+        # cached authentication snapshot must not outlive a change to them.
         user_auth_snapshot_invalidate(user_id=form.instance.pk)
 
-    @admin.action(description="Deactivate selected accounts (their sessions end at once)")
-    def deactivate_accounts(self, request, queryset):
-        ids = list(queryset.exclude(pk=request.user.pk).values_list("pk", flat=True))
-        for user_id in ids:
+    def delete_model(self, request, obj):
+        user_id = obj.pk
+        super().delete_model(request, obj)
+        user_auth_snapshot_invalidate(user_id=user_id)
+
+    def delete_queryset(self, request, queryset):
+        user_ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        for user_id in user_ids:
+            user_auth_snapshot_invalidate(user_id=user_id)
+
+    @admin.action(description="Deactivate selected accounts (tokens end at once)", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        user_ids = list(
+            queryset.filter(is_active=True).exclude(pk=request.user.pk).values_list("pk", flat=True)
+        )
+        for user_id in user_ids:
             services.user_deactivate(user_id=user_id)
-        self.message_user(request, f"Deactivated {len(ids)} account(s).", messages.SUCCESS)
+        self.message_user(request, f"Deactivated {len(user_ids)} account(s).", messages.SUCCESS)
 
-    @admin.action(description="Activate selected accounts")
-    def activate_accounts(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
-        for user_id in ids:
+    @admin.action(description="Activate selected accounts", permissions=["change"])
+    def activate_selected(self, request, queryset):
+        user_ids = list(queryset.filter(is_active=False).values_list("pk", flat=True))
+        for user_id in user_ids:
             services.user_reactivate(user_id=user_id)
-        self.message_user(request, f"Activated {len(ids)} account(s).", messages.SUCCESS)
+        self.message_user(request, f"Activated {len(user_ids)} account(s).", messages.SUCCESS)
 
-    @admin.action(description="Create one-time password-set links")
+    @admin.action(description="Create one-time password-set links", permissions=["change"])
     def password_set_links(self, request, queryset):
         for user in queryset.filter(is_active=True)[:20]:
             link = services.user_password_set_link(user=user, base_url=settings.PUBLIC_BASE_URL)

@@ -143,3 +143,34 @@ def patient_ids_of(*, clinician_id: int) -> set[int]:
             "patient_id", flat=True
         )
     )
+
+
+def user_timezone_name(*, user_id: int) -> str | None:
+    """The IANA time zone of user ``user_id`` (UTC without a profile); None when there is
+    no such user. One query; callers use it both for "a day" and as an existence check."""
+    rows = list(User.objects.filter(pk=user_id).values_list("profile__timezone", flat=True)[:1])
+    if not rows:
+        return None
+    return rows[0] or "UTC"
+
+
+def care_team_of(*, patient_id: int) -> QuerySet[CareTeamMembership]:
+    """The clinicians ``patient_id`` has granted access, oldest grant first."""
+    return (
+        CareTeamMembership.objects.filter(patient_id=patient_id)
+        .select_related("clinician")
+        .order_by("created_at", "id")
+    )
+
+
+def care_team_membership_get(*, membership_id: int) -> CareTeamMembership | None:
+    return CareTeamMembership.objects.filter(pk=membership_id).first()
+
+
+def patients_of(*, clinician_id: int) -> QuerySet[CareTeamMembership]:
+    """Active patients who put this clinician on their care team, oldest grant first."""
+    return (
+        CareTeamMembership.objects.filter(clinician_id=clinician_id, patient__is_active=True)
+        .select_related("patient")
+        .order_by("created_at", "id")
+    )

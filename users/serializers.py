@@ -128,3 +128,31 @@ class TokenRefreshSerializer(StrictFieldsMixin, serializers.Serializer):
 class PasswordChangeSerializer(StrictFieldsMixin, serializers.Serializer):
     old_password = serializers.CharField(max_length=256, trim_whitespace=False)
     new_password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class PersonSerializer(serializers.Serializer):
+    """Who someone is, without anything from their profile."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    last_name = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+
+
+class CareTeamMembershipSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True, help_text="Membership id (for DELETE).")
+    clinician = PersonSerializer(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class CareTeamGrantSerializer(StrictFieldsMixin, serializers.Serializer):
+    clinician = serializers.CharField(
+        max_length=254, help_text="Username or email of a clinician to give read access to your data."
+    )
+
+
+class PatientMembershipSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True, help_text="Membership id.")
+    patient = PersonSerializer(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)

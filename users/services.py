@@ -20,9 +20,10 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from healthtrack.permissions import is_clinician
 from users.authentication import EPOCH_CLAIM, SESSION_CLAIM
-from users.models import Profile, RevokedSession, User
-from users.selectors import user_auth_snapshot_invalidate
+from users.models import CareTeamMembership, Profile, RevokedSession, User
+from users.selectors import user_auth_snapshot_invalidate, user_find_by_login
 
 PROFILE_FIELDS = (
     "date_of_birth",
@@ -122,6 +123,18 @@ def user_deactivate(*, user_id: int) -> None:
 @transaction.atomic
 def user_reactivate(*, user_id: int) -> None:
     User.objects.filter(pk=user_id).update(is_active=True, deactivated_at=None)
+    user_auth_snapshot_invalidate(user_id=user_id)
+
+
+@transaction.atomic
+def user_sessions_end(*, user_id: int) -> None:
+    """End every session of a user at once: access tokens (epoch) and refresh tokens.
+
+    For changes made outside the API that must sign someone out, such as a password
+    set by an administrator.
+    """
+    User.objects.filter(pk=user_id).update(auth_epoch=F("auth_epoch") + 1)
+    _blacklist_outstanding_tokens(user_id=user_id)
     user_auth_snapshot_invalidate(user_id=user_id)
 
 
@@ -248,15 +261,6 @@ def auth_password_change(*, user: User, old_password: str, new_password: str) ->
     return auth_tokens_issue(user=user)
 
 
-@transaction.atomic
-def user_sessions_end(*, user_id: int) -> None:
-    """End every session of a user at once: access and refresh tokens are refused from
-    the next request on (after a password change or reset, or by an administrator)."""
-    User.objects.filter(pk=user_id).update(auth_epoch=F("auth_epoch") + 1)
-    _blacklist_outstanding_tokens(user_id=user_id)
-    user_auth_snapshot_invalidate(user_id=user_id)
-
-
 def user_password_set_link(*, user: User, base_url: str) -> str:
     """A one-time link where ``user`` sets a new password (used once, it stops working:
     the token covers the current password hash and last login)."""
@@ -264,3 +268,36 @@ def user_password_set_link(*, user: User, base_url: str) -> str:
     token = default_token_generator.make_token(user)
     path = reverse("password_set_confirm", kwargs={"uidb64": uid, "token": token})
     return base_url.rstrip("/") + path
+
+
+# --- Care team ----------------------------------------------------------------------
+
+NOT_A_CLINICIAN = "No active clinician has this username or email."
+
+
+@transaction.atomic
+def care_team_grant(*, patient: User, clinician_login: str) -> tuple[CareTeamMembership, bool]:
+    """Give a clinician read access to ``patient``'s data; returns ``(membership, created)``.
+
+    ``clinician_login`` is a username or an email. Only active staff in the clinicians
+    group can be granted, and nobody can grant themselves; both refusals are 400s on
+    ``clinician``, with one message for unknown accounts and non-clinicians so the
+    answer does not tell which accounts exist. Granting someone already on the team
+    returns the existing membership.
+    """
+    clinician = user_find_by_login(clinician_login.strip())
+    if clinician is not None and clinician.pk == patient.pk:
+        raise ValidationError({"clinician": ["You cannot add yourself to your own care team."]})
+    if clinician is None or not clinician.is_active or not is_clinician(clinician):
+        raise ValidationError({"clinician": [NOT_A_CLINICIAN]})
+    # get_or_create retries the read when a concurrent grant wins the unique constraint.
+    return CareTeamMembership.objects.select_related("clinician").get_or_create(
+        patient_id=patient.pk, clinician=clinician
+    )
+
+
+@transaction.atomic
+def care_team_revoke(*, membership: CareTeamMembership) -> None:
+    """End a clinician's access. ``healthtrack.permissions.care_team_includes`` reads the
+    memberships on every request (nothing caches them), so it ends with the next one."""
+    membership.delete()

@@ -5,6 +5,11 @@ from users import views
 urlpatterns = [
     path("users/register", views.RegisterView.as_view(), name="user-register"),
     path("users/me", views.MeView.as_view(), name="user-me"),
+    path("users/me/care-team", views.CareTeamView.as_view(), name="care-team"),
+    path(
+        "users/me/care-team/<int:membership_id>", views.CareTeamMemberView.as_view(), name="care-team-member"
+    ),
+    path("users/me/patients", views.PatientListView.as_view(), name="patients"),
     path("users/username/<str:username>", views.UserByUsernameView.as_view(), name="user-by-username"),
     path("users/<int:user_id>", views.UserDetailView.as_view(), name="user-detail"),
     path("users", views.UserListView.as_view(), name="user-list"),

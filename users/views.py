@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from healthtrack.audit import audit_set
+from healthtrack.audit import audit_deny, audit_set
 from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
 from healthtrack.permissions import (
@@ -20,10 +20,14 @@ from healthtrack.permissions import (
     is_clinician,
     parse_user_id,
 )
+from healthtrack.ratelimit import auth_attempt_limit
 from users import selectors, services
 from users.authentication import SESSION_CLAIM
 from users.serializers import (
+    CareTeamGrantSerializer,
+    CareTeamMembershipSerializer,
     PasswordChangeSerializer,
+    PatientMembershipSerializer,
     RegisterSerializer,
     TokenObtainSerializer,
     TokenPairSerializer,
@@ -33,6 +37,7 @@ from users.serializers import (
 )
 
 RESOURCE = "profile"
+CARE_TEAM = "care_team"
 
 
 def _phi_visible_ids(viewer, users) -> set[int]:
@@ -62,6 +67,18 @@ def _profile_response(request, user, *, status_code=status.HTTP_200_OK) -> Respo
     return Response(_profile_data(request.user, [user])[0], status=status_code)
 
 
+def _submitted_username(request) -> str | None:
+    """The ``username`` of a sign-in/sign-up body, counted before it is validated.
+
+    Read as the serializer will read it (a JSON number is a username too), so sending
+    it in another JSON type cannot dodge the per-username limit.
+    """
+    value = request.data.get("username") if isinstance(request.data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
+
+
 class PublicView(APIView):
     """Open to anonymous callers; failed credentials still answer 401 with a challenge."""
 
@@ -80,6 +97,7 @@ class RegisterView(PublicView):
         responses={201: UserProfileSerializer},
     )
     def post(self, request):
+        auth_attempt_limit(request, action="register", username=_submitted_username(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**flatten_profile(serializer.validated_data))
@@ -97,6 +115,7 @@ class TokenObtainView(PublicView):
         responses={200: TokenPairSerializer},
     )
     def post(self, request):
+        auth_attempt_limit(request, action="login", username=_submitted_username(request))
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         login = serializer.validated_data["username"]
@@ -235,7 +254,12 @@ class UserListView(GenericAPIView):
     def get_queryset(self):
         return selectors.user_list(actor=self.request.user)
 
-    @extend_schema(tags=["users"], summary="Users the caller may see", operation_id="users_list")
+    @extend_schema(
+        tags=["users"],
+        summary="Users the caller may see",
+        responses={200: UserProfileSerializer(many=True)},
+        operation_id="users_list",
+    )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         audit_set(
@@ -297,3 +321,120 @@ class UserByUsernameView(APIView):
             raise NotFound()
         audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=user.pk)
         return _profile_response(request, user)
+
+
+# --- Care team ----------------------------------------------------------------------
+
+
+class CareTeamView(GenericAPIView):
+    """The caller's own care team: the clinicians who may read their data."""
+
+    pagination_class = LimitSkipPagination
+    serializer_class = CareTeamMembershipSerializer
+
+    def get_queryset(self):
+        return selectors.care_team_of(patient_id=self.request.user.pk)
+
+    @extend_schema(
+        tags=["care team"],
+        summary="Clinicians with access to my data",
+        responses={200: CareTeamMembershipSerializer(many=True)},
+        operation_id="users_me_care_team_list",
+    )
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        audit_set(
+            request,
+            action=AuditAction.READ,
+            resource_type=CARE_TEAM,
+            subject_id=request.user.pk,
+            object_ids=[membership.pk for membership in page],
+        )
+        return self.get_paginated_response(CareTeamMembershipSerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=["care team"],
+        summary="Give a clinician access to my data",
+        description="Only active clinicians can be granted. Granting someone already on the "
+        "team is not an error: the existing membership is returned with 200.",
+        request=CareTeamGrantSerializer,
+        responses={201: CareTeamMembershipSerializer, 200: CareTeamMembershipSerializer},
+        operation_id="users_me_care_team_create",
+    )
+    def post(self, request):
+        serializer = CareTeamGrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership, created = services.care_team_grant(
+            patient=request.user, clinician_login=serializer.validated_data["clinician"]
+        )
+        audit_set(
+            request,
+            action=AuditAction.CREATE,
+            resource_type=CARE_TEAM,
+            subject_id=request.user.pk,
+            object_ids=[membership.pk],
+        )
+        return Response(
+            CareTeamMembershipSerializer(membership).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class CareTeamMemberView(APIView):
+    @extend_schema(
+        tags=["care team"],
+        summary="Revoke a clinician's access to my data",
+        operation_id="users_me_care_team_destroy",
+        description="Takes effect on the clinician's next request.",
+        responses={204: OpenApiResponse(description="Revoked.")},
+    )
+    def delete(self, request, membership_id: int):
+        # parse_user_id bounds any bigint primary key: a huge id is a 404, not a 500.
+        membership = selectors.care_team_membership_get(membership_id=parse_user_id(membership_id))
+        if membership is None:
+            raise NotFound()
+        if membership.patient_id != request.user.pk:
+            # Someone else's care team: not disclosed, and the attempt is on the trail.
+            audit_deny(
+                request, resource_type=CARE_TEAM, subject_id=membership.patient_id, object_ids=[membership.pk]
+            )
+            raise NotFound()
+        services.care_team_revoke(membership=membership)
+        audit_set(
+            request,
+            action=AuditAction.DELETE,
+            resource_type=CARE_TEAM,
+            subject_id=request.user.pk,
+            object_ids=[membership_id],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientListView(GenericAPIView):
+    """A clinician's patients: who put them on their care team."""
+
+    pagination_class = LimitSkipPagination
+    serializer_class = PatientMembershipSerializer
+
+    def get_queryset(self):
+        return selectors.patients_of(clinician_id=self.request.user.pk)
+
+    @extend_schema(
+        tags=["care team"],
+        summary="My patients (clinicians)",
+        description="Active patients who granted the caller access. 403 for callers who are not clinicians.",
+        responses={200: PatientMembershipSerializer(many=True)},
+        operation_id="users_me_patients_list",
+    )
+    def get(self, request):
+        if not is_clinician(request.user):
+            raise PermissionDenied("Only clinicians have patients.")
+        page = self.paginate_queryset(self.get_queryset())
+        audit_set(
+            request,
+            action=AuditAction.READ,
+            resource_type=CARE_TEAM,
+            subject_id=page[0].patient_id if len(page) == 1 else None,
+            object_ids=[membership.patient_id for membership in page],
+        )
+        return self.get_paginated_response(PatientMembershipSerializer(page, many=True).data)

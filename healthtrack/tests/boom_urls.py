@@ -1,5 +1,7 @@
 """The real URLs plus views that fail on purpose, for the error-handling tests."""
 
+import psycopg
+from django.db import OperationalError
 from django.urls import path
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,4 +20,13 @@ class BoomView(APIView):
         return Response({"received": request.data})
 
 
-urlpatterns = [path("api/v1/boom", BoomView.as_view()), *real_urlpatterns]
+def database_down(request):
+    """A plain Django view (not DRF) whose database is gone."""
+    raise OperationalError("connection refused") from psycopg.OperationalError("connection refused")
+
+
+urlpatterns = [
+    path("api/v1/boom", BoomView.as_view()),
+    path("api/v1/database-down", database_down),
+    *real_urlpatterns,
+]

@@ -107,7 +107,7 @@ def test_deactivate_action_ends_tokens_at_once(client, make_client, patient):
     assert api.get("/api/v1/users/me").status_code == 200
     logged_in(client, SupportFactory())
     response = client.post(
-        "/admin/users/user/", {"action": "deactivate_accounts", "_selected_action": [patient.pk]}, follow=True
+        "/admin/users/user/", {"action": "deactivate_selected", "_selected_action": [patient.pk]}, follow=True
     )
     assert response.status_code == 200
     patient.refresh_from_db()

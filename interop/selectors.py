@@ -1,0 +1,163 @@
+"""Reads for exports: one query per section, rows as dicts, in a stable order.
+
+The querysets are returned unevaluated; callers stream them with
+``.iterator(chunk_size=...)`` so no section is ever materialised whole.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from goals.models import HealthGoal
+from healthtrack.models import AuditEvent
+from insights.models import HealthInsight
+from metrics.models import HealthMetric
+from nutrition.models import NutritionLog
+from users.models import CareTeamMembership, User
+
+METRIC_FIELDS = (
+    "id",
+    "user_id",
+    "metric_type",
+    "value",
+    "secondary_value",
+    "unit",
+    "recorded_at",
+    "source",
+    "external_id",
+    "notes",
+    "created_at",
+)
+NUTRITION_FIELDS = (
+    "id",
+    "user_id",
+    "meal_type",
+    "description",
+    "calories",
+    "protein_g",
+    "carbs_g",
+    "fat_g",
+    "water_ml",
+    "logged_at",
+    "source",
+    "external_id",
+    "created_at",
+)
+GOAL_FIELDS = (
+    "id",
+    "user_id",
+    "goal_type",
+    "title",
+    "description",
+    "metric_type",
+    "start_value",
+    "current_value",
+    "target_value",
+    "unit",
+    "priority",
+    "status",
+    "target_date",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)
+INSIGHT_FIELDS = (
+    "id",
+    "user_id",
+    "code",
+    "category",
+    "title",
+    "description",
+    "reasoning",
+    "action_steps",
+    "evidence",
+    "severity",
+    "score",
+    "rank",
+    "related_metric_type",
+    "insight_date",
+    "is_read",
+    "read_at",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+)
+CARE_TEAM_FIELDS = (
+    "id",
+    "patient_id",
+    "clinician_id",
+    "clinician__username",
+    "clinician__first_name",
+    "clinician__last_name",
+    "created_at",
+)
+AUDIT_FIELDS = (
+    "id",
+    "timestamp",
+    "actor_id",
+    "actor__username",
+    "action",
+    "resource_type",
+    "object_ids",
+    "method",
+    "path",
+    "status",
+    "ip",
+    "user_agent",
+    "request_id",
+)
+
+
+def export_subject(*, user_id: int) -> User | None:
+    """The person whose data is exported, with the profile (decrypted on access)."""
+    return User.objects.select_related("profile").filter(pk=user_id).first()
+
+
+def metric_rows(
+    *,
+    user_id: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metric_types=None,
+) -> QuerySet:
+    """A person's metrics, oldest first; ``since`` inclusive, ``until`` exclusive."""
+    queryset = HealthMetric.objects.filter(user_id=user_id)
+    if since is not None:
+        queryset = queryset.filter(recorded_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(recorded_at__lt=until)
+    if metric_types is not None:
+        queryset = queryset.filter(metric_type__in=list(metric_types))
+    return queryset.order_by("recorded_at", "id").values(*METRIC_FIELDS)
+
+
+def nutrition_rows(*, user_id: int) -> QuerySet:
+    return NutritionLog.objects.filter(user_id=user_id).order_by("logged_at", "id").values(*NUTRITION_FIELDS)
+
+
+def goal_rows(*, user_id: int) -> QuerySet:
+    return HealthGoal.objects.filter(user_id=user_id).order_by("created_at", "id").values(*GOAL_FIELDS)
+
+
+def insight_rows(*, user_id: int) -> QuerySet:
+    return HealthInsight.objects.filter(user_id=user_id).order_by("created_at", "id").values(*INSIGHT_FIELDS)
+
+
+def care_team_rows(*, user_id: int) -> QuerySet:
+    """Memberships naming the person, as patient or as clinician."""
+    return (
+        CareTeamMembership.objects.filter(Q(patient_id=user_id) | Q(clinician_id=user_id))
+        .order_by("created_at", "id")
+        .values(*CARE_TEAM_FIELDS)
+    )
+
+
+def audit_rows(*, user_id: int) -> QuerySet:
+    """The audit trail about the person's data (``subject`` = them), oldest first."""
+    return AuditEvent.objects.filter(subject_id=user_id).order_by("timestamp", "id").values(*AUDIT_FIELDS)
+
+
+def role_names(*, user_id: int) -> list[str]:
+    return sorted(User.groups.through.objects.filter(user_id=user_id).values_list("group__name", flat=True))

@@ -1,0 +1,331 @@
+"""Reads of health metrics: lists, stored sync ids, and per-local-day summaries.
+
+Summaries are computed by the database: one GROUP BY over the user's samples bucketed
+into local days, one window query for each day's latest sample; Python only arranges
+the grouped rows (never one row per sample).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connections, router
+from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
+
+from healthtrack.db import local_date
+from metrics.models import HealthMetric
+from metrics.registry import METRIC_TYPES, DailyAggregate
+from metrics.serializers import METRIC_FIELDS, iso_datetime
+from users.models import User
+
+SUMMARY_DECIMALS = 2
+
+
+# --- Objects and lists -------------------------------------------------------------------
+
+
+def metric_get(*, metric_id: int) -> HealthMetric | None:
+    return HealthMetric.objects.filter(pk=metric_id).first()
+
+
+def metric_list(
+    *,
+    user_id: int,
+    metric_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet:
+    """A user's samples as ``.values()`` rows, newest first; ``since``/``until`` inclusive."""
+    queryset = HealthMetric.objects.filter(user_id=user_id)
+    if metric_type:
+        queryset = queryset.filter(metric_type=metric_type)
+    if since is not None:
+        queryset = queryset.filter(recorded_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(recorded_at__lte=until)
+    return queryset.order_by("-recorded_at", "-id").values(*METRIC_FIELDS)
+
+
+def metric_find_synced(*, user_id: int, source: str, external_id: str) -> HealthMetric | None:
+    """The stored sample with this sync identity, if any."""
+    return HealthMetric.objects.filter(user_id=user_id, source=source, external_id=external_id).first()
+
+
+def metric_stored_sync_keys(*, user_id: int, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of ``keys`` ((source, external_id) pairs) the user already has: one query."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    connection = connections[router.db_for_read(HealthMetric)]
+    if connection.vendor == "postgresql":
+        # Two array parameters instead of an IN list of a thousand; identifiers come
+        # from the model, every value is a parameter.
+        meta = HealthMetric._meta
+        quote = connection.ops.quote_name
+        source, external_id, user = (
+            quote(meta.get_field(name).column) for name in ("source", "external_id", "user")
+        )
+        sql = (
+            f"SELECT {source}, {external_id} FROM {quote(meta.db_table)} WHERE {user} = %s "  # noqa: S608
+            f"AND ({source}, {external_id}) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [user_id, [key[0] for key in keys], [key[1] for key in keys]])
+            return set(cursor.fetchall())
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    match = Q()
+    for source, external_ids in by_source.items():
+        match |= Q(source=source, external_id__in=external_ids)
+    return set(
+        HealthMetric.objects.filter(match, user_id=user_id).values_list("source", "external_id").order_by()
+    )
+
+
+# --- Owners ------------------------------------------------------------------------------
+
+
+def user_is_active(*, user_id: int) -> bool:
+    return User.objects.filter(pk=user_id, is_active=True).exists()
+
+
+def user_timezone_name(*, user_id: int) -> str | None:
+    """The active user's IANA zone ('UTC' when unset), or None when there is no such user."""
+    row = User.objects.filter(pk=user_id, is_active=True).values_list("profile__timezone").first()
+    if row is None:
+        return None
+    return row[0] or "UTC"
+
+
+# --- Local days --------------------------------------------------------------------------
+
+
+def local_day_bounds(*, tz: str, first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    """``[since, until)`` in UTC covering the local days ``first_day``..``last_day`` in ``tz``."""
+    zone = ZoneInfo(tz)
+    since = datetime.combine(first_day, time.min, tzinfo=zone)
+    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone)
+    return since, until
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), SUMMARY_DECIMALS)
+
+
+def _window_queryset(*, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime):
+    return HealthMetric.objects.filter(
+        user_id=user_id, metric_type__in=list(metric_types), recorded_at__gte=since, recorded_at__lt=until
+    )
+
+
+def _daily_groups(*, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime, tz: str):
+    """GROUP BY (type, local day): the day's count, sum, min, max, and diastolic stats."""
+    return (
+        _window_queryset(user_id=user_id, metric_types=metric_types, since=since, until=until)
+        .annotate(day=local_date("recorded_at", tz))
+        .values("metric_type", "day")
+        .annotate(
+            day_count=Count("id"),
+            day_sum=Sum("value"),
+            day_avg=Avg("value"),
+            day_min=Min("value"),
+            day_max=Max("value"),
+            sec_count=Count("secondary_value"),
+            sec_sum=Sum("secondary_value"),
+            sec_avg=Avg("secondary_value"),
+            sec_min=Min("secondary_value"),
+            sec_max=Max("secondary_value"),
+        )
+        .order_by()
+    )
+
+
+def metric_daily_series(
+    *, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime, tz: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Per metric type, one point per local day (in ``tz``) with data in ``[since, until)``.
+
+    Each point: ``date`` (ISO), ``value`` (the day as one number, by the type's daily
+    aggregate: sum, avg or the day's latest sample), ``avg``, ``min``, ``max``, ``sum``,
+    ``count``, ``secondary`` ({avg, min, max} of diastolic for blood pressure, else
+    None) and ``latest`` ({value, secondary_value, recorded_at} of the day's last
+    sample). Oldest day first. One query: per-day aggregates as window functions over
+    (type, local day), keeping each day's latest row.
+    """
+    if not metric_types:
+        return {}
+    partition = [F("metric_type"), F("day")]
+
+    def per_day(expression):
+        return Window(expression, partition_by=partition)
+
+    rows = (
+        _window_queryset(user_id=user_id, metric_types=metric_types, since=since, until=until)
+        .annotate(day=local_date("recorded_at", tz))
+        .annotate(
+            day_count=per_day(Count("id")),
+            day_sum=per_day(Sum("value")),
+            day_avg=per_day(Avg("value")),
+            day_min=per_day(Min("value")),
+            day_max=per_day(Max("value")),
+            sec_avg=per_day(Avg("secondary_value")),
+            sec_min=per_day(Min("secondary_value")),
+            sec_max=per_day(Max("secondary_value")),
+            position=Window(
+                RowNumber(), partition_by=partition, order_by=[F("recorded_at").desc(), F("id").desc()]
+            ),
+        )
+        .filter(position=1)
+        .order_by("metric_type", "day")
+        .values(
+            "metric_type",
+            "day",
+            "value",
+            "secondary_value",
+            "recorded_at",
+            "day_count",
+            "day_sum",
+            "day_avg",
+            "day_min",
+            "day_max",
+            "sec_avg",
+            "sec_min",
+            "sec_max",
+        )
+    )
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        metric_type = METRIC_TYPES[row["metric_type"]]
+        daily_value = {
+            DailyAggregate.SUM: row["day_sum"],
+            DailyAggregate.AVG: row["day_avg"],
+            DailyAggregate.LATEST: row["value"],
+        }[metric_type.daily_aggregate]
+        day = row["day"]
+        series.setdefault(metric_type.code, []).append(
+            {
+                "date": day.isoformat() if isinstance(day, date) else str(day),
+                "value": _round(daily_value),
+                "avg": _round(row["day_avg"]),
+                "min": _round(row["day_min"]),
+                "max": _round(row["day_max"]),
+                "sum": _round(row["day_sum"]),
+                "count": row["day_count"],
+                "secondary": (
+                    {
+                        "avg": _round(row["sec_avg"]),
+                        "min": _round(row["sec_min"]),
+                        "max": _round(row["sec_max"]),
+                    }
+                    if metric_type.requires_secondary and row["sec_avg"] is not None
+                    else None
+                ),
+                "latest": {
+                    "value": _round(row["value"]),
+                    "secondary_value": _round(row["secondary_value"]),
+                    "recorded_at": iso_datetime(row["recorded_at"]),
+                },
+            }
+        )
+    return series
+
+
+def metric_totals(
+    *, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime, tz: str
+) -> dict[str, dict[str, Any]]:
+    """Per metric type over ``[since, until)``: sample count and stats, days with data,
+    stats of the daily totals, and diastolic stats. One query.
+
+    The ORM cannot aggregate over an aggregate, so the (type, local day) GROUP BY that
+    Django compiles is wrapped in an outer GROUP BY type: the same SQL on PostgreSQL
+    and SQLite, with Django's own parameters.
+    """
+    if not metric_types:
+        return {}
+    daily = _daily_groups(user_id=user_id, metric_types=metric_types, since=since, until=until, tz=tz)
+    connection = connections[daily.db]
+    inner_sql, params = daily.query.sql_with_params()
+    # inner_sql is Django's own compiled SQL; every value is in params.
+    outer_select = (
+        "SELECT daily.metric_type, SUM(daily.day_count), COUNT(*), SUM(daily.day_sum), "
+        "MIN(daily.day_min), MAX(daily.day_max), AVG(daily.day_sum), MIN(daily.day_sum), "
+        "MAX(daily.day_sum), SUM(daily.sec_count), SUM(daily.sec_sum), MIN(daily.sec_min), "
+        "MAX(daily.sec_max)"
+    )
+    sql = f"{outer_select} FROM ({inner_sql}) daily GROUP BY daily.metric_type"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    totals: dict[str, dict[str, Any]] = {}
+    for (
+        code,
+        count,
+        days_with_data,
+        value_sum,
+        value_min,
+        value_max,
+        daily_avg,
+        daily_min,
+        daily_max,
+        sec_count,
+        sec_sum,
+        sec_min,
+        sec_max,
+    ) in rows:
+        metric_type = METRIC_TYPES[code]
+        # PostgreSQL sums integer counts as numeric (Decimal).
+        count, sec_count = int(count), int(sec_count or 0)
+        if metric_type.daily_aggregate is DailyAggregate.SUM:
+            stats = (daily_avg, daily_min, daily_max)
+        else:
+            stats = (value_sum / count, value_min, value_max)
+        totals[code] = {
+            "count": count,
+            "days_with_data": int(days_with_data),
+            "avg": _round(stats[0]),
+            "min": _round(stats[1]),
+            "max": _round(stats[2]),
+            "secondary": (
+                {"avg": _round(sec_sum / sec_count), "min": _round(sec_min), "max": _round(sec_max)}
+                if metric_type.requires_secondary and sec_count
+                else None
+            ),
+        }
+    return totals
+
+
+def metric_summary(
+    *, user_id: int, tz: str, days: int, today: date, metric_types: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Summary of the last ``days`` local days (today included) per metric type: two queries.
+
+    Returns ``{start_date, end_date, metrics: {type: {metric_type, unit,
+    daily_aggregate, count, days_with_data, avg, min, max, secondary, latest, daily}}}``
+    (see ``metrics.serializers.SummarySerializer`` for what each number means).
+    """
+    types = list(metric_types) if metric_types else list(METRIC_TYPES)
+    first_day = today - timedelta(days=days - 1)
+    since, until = local_day_bounds(tz=tz, first_day=first_day, last_day=today)
+    series = metric_daily_series(user_id=user_id, metric_types=types, since=since, until=until, tz=tz)
+    totals = metric_totals(user_id=user_id, metric_types=types, since=since, until=until, tz=tz)
+    metrics: dict[str, Any] = {}
+    for code in types:
+        if code not in totals or code not in series:
+            continue
+        metric_type = METRIC_TYPES[code]
+        points = series[code]
+        metrics[code] = {
+            "metric_type": code,
+            "unit": metric_type.canonical_unit,
+            "daily_aggregate": metric_type.daily_aggregate.value,
+            **totals[code],
+            # The latest sample of the window is the latest of its last local day.
+            "latest": points[-1]["latest"],
+            "daily": [{k: v for k, v in point.items() if k != "latest"} for point in points],
+        }
+    return {"start_date": first_day.isoformat(), "end_date": today.isoformat(), "metrics": metrics}

@@ -54,12 +54,14 @@ def _nice_step(span: float, count: int) -> float:
     return 10 * magnitude
 
 
-def _scale(values: Sequence[float], reference: ReferenceLine | None) -> _Scale:
+def _scale(values: Sequence[float], reference: ReferenceLine | None, decimals: int) -> _Scale:
     candidates = list(values) + ([reference.value] if reference else [])
     low, high = min(candidates), max(candidates)
     if math.isclose(low, high):
-        low, high = low - 1, high + 1
-    step = _nice_step(high - low, 4)
+        pad = max(abs(low) * 0.05, 1.0)
+        low, high = low - pad, high + pad
+    # Never finer than the labels can show, or two grid lines would read the same.
+    step = max(_nice_step(high - low, 4), 10.0**-decimals)
     low = math.floor(low / step) * step
     high = math.ceil(high / step) * step
     ticks = []
@@ -100,7 +102,7 @@ def line_chart(
         )
         return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped
 
-    scale = _scale(all_values, reference)
+    scale = _scale(all_values, reference, decimals)
     plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_height = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
 

@@ -7,6 +7,10 @@ from healthtrack import errors
 from healthtrack.health import HealthView
 from users.forms import SessionEndingSetPasswordForm
 
+admin.site.site_header = "HealthTrack console"
+admin.site.site_title = "HealthTrack console"
+admin.site.index_title = "Patients, data and accounts"
+
 api_v1 = [
     path("", include("users.urls")),
     path("", include("metrics.urls")),

@@ -22,3 +22,20 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("users", "change_user"),  # activate, deactivate, password-set link; no PHI
     ],
 }
+
+
+def roles_sync() -> None:
+    """Create or repair the staff groups with exactly ROLE_PERMISSIONS (idempotent).
+
+    Migration 0002 does this on a fresh database; this serves databases emptied since
+    (test flushes) and operators who want to undo hand edits to the groups.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    for group_name, permissions in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = [
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in permissions
+        ]
+        group.permissions.set(wanted)

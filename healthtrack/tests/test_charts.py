@@ -56,3 +56,15 @@ def test_labels_are_escaped():
     )
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
+
+
+def test_flat_series_grid_labels_are_distinct():
+    import re
+
+    svg = str(
+        line_chart(
+            title="Calories", unit="kcal", start=START, end=END, series=[Series("c", [(START, 2100.0)])]
+        )
+    )
+    labels = re.findall(r'text-anchor="end" font-size="11" fill="#666">([^<]+)<', svg)
+    assert len(labels) == len(set(labels)) >= 2

@@ -95,11 +95,13 @@ def test_support_sees_accounts_but_no_phi(client, patient):
         assert health_app not in index
 
 
-def test_support_cannot_grant_privileges(client, patient):
+def test_support_cannot_grant_privileges_or_set_passwords(client, patient):
     logged_in(client, SupportFactory())
     page = client.get(f"/admin/users/user/{patient.pk}/change/")
     assert b'name="is_superuser"' not in page.content
     assert b'name="groups"' not in page.content
+    assert b"Reset password" not in page.content
+    assert client.get(f"/admin/users/user/{patient.pk}/password/").status_code == 403
 
 
 def test_deactivate_action_ends_tokens_at_once(client, make_client, patient):

@@ -3,11 +3,13 @@ from django.utils import timezone
 
 from goals.models import GoalStatus, HealthGoal
 from goals.services import goal_progress_of
+from healthtrack.admin import PatientScopedAdmin
 from healthtrack.cache import user_data_version_bump
 
 
 @admin.register(HealthGoal)
-class HealthGoalAdmin(admin.ModelAdmin):
+class HealthGoalAdmin(PatientScopedAdmin):
+    audit_resource_type = "goal"
     list_display = (
         "title",
         "user",

@@ -1,9 +1,15 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.contrib.auth.views import PasswordResetCompleteView, PasswordResetConfirmView
+from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from healthtrack import errors
 from healthtrack.health import HealthView
+from users.forms import SessionEndingSetPasswordForm
+
+admin.site.site_header = "HealthTrack console"
+admin.site.site_title = "HealthTrack console"
+admin.site.index_title = "Patients, data and accounts"
 
 api_v1 = [
     path("", include("users.urls")),
@@ -20,6 +26,15 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include(api_v1)),
+    # One-time password-set links (create_clinician, support's "password link" action).
+    path(
+        "admin/password-set/<uidb64>/<token>/",
+        PasswordResetConfirmView.as_view(
+            form_class=SessionEndingSetPasswordForm, success_url=reverse_lazy("password_set_complete")
+        ),
+        name="password_set_confirm",
+    ),
+    path("admin/password-set/done/", PasswordResetCompleteView.as_view(), name="password_set_complete"),
     path("admin/", admin.site.urls),
     # Anything else under the API answers a JSON 404, also when DEBUG is on.
     re_path(r"^api(?:/[\s\S]*)?$", errors.api_not_found),  # [\s\S]: paths may hold newlines

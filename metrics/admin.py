@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
+from healthtrack.admin import PatientScopedAdmin
 from metrics.models import HealthMetric
 from metrics.services import metric_data_changed
 from metrics.validation import sample_clean
@@ -66,7 +67,8 @@ class HealthMetricAdminForm(forms.ModelForm):
 
 
 @admin.register(HealthMetric)
-class HealthMetricAdmin(admin.ModelAdmin):
+class HealthMetricAdmin(PatientScopedAdmin):
+    audit_resource_type = "metric"
     form = HealthMetricAdminForm
     list_display = (
         "id",

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from healthtrack.admin import PatientScopedAdmin
 from healthtrack.cache import user_data_version_bump
 from nutrition import services
 from nutrition.models import NutritionLog
@@ -38,7 +39,8 @@ class NutritionLogAdminForm(forms.ModelForm):
 
 
 @admin.register(NutritionLog)
-class NutritionLogAdmin(admin.ModelAdmin):
+class NutritionLogAdmin(PatientScopedAdmin):
+    audit_resource_type = "nutrition"
     form = NutritionLogAdminForm
     list_display = (
         "logged_at",

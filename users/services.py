@@ -7,10 +7,14 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -251,12 +255,19 @@ def auth_password_change(*, user: User, old_password: str, new_password: str) ->
     except ValidationError as error:
         raise ValidationError({"new_password": list(error.messages)}) from None
     user.set_password(new_password)
-    user.auth_epoch = F("auth_epoch") + 1
-    user.save(update_fields=["password", "auth_epoch"])
+    user.save(update_fields=["password"])
+    user_sessions_end(user_id=user.pk)
     user.refresh_from_db(fields=["auth_epoch"])
-    _blacklist_outstanding_tokens(user_id=user.pk)
-    user_auth_snapshot_invalidate(user_id=user.pk)
     return auth_tokens_issue(user=user)
+
+
+def user_password_set_link(*, user: User, base_url: str) -> str:
+    """A one-time link where ``user`` sets a new password (used once, it stops working:
+    the token covers the current password hash and last login)."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    path = reverse("password_set_confirm", kwargs={"uidb64": uid, "token": token})
+    return base_url.rstrip("/") + path
 
 
 # --- Care team ----------------------------------------------------------------------

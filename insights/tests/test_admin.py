@@ -51,8 +51,15 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, django_ass
         assert admin_client.get(CHANGELIST).status_code == 200
 
 
-def test_change_page_uses_raw_id_widgets(admin_client):
+def test_add_page_looks_up_the_person_with_autocomplete(admin_client):
+    page = admin_client.get(f"{CHANGELIST}add/")
+    assert page.status_code == 200
+    assert b"admin-autocomplete" in page.content
+
+
+def test_change_page_keeps_what_the_insight_said_read_only(admin_client):
     insight = _insight(UserFactory(), code="low_steps")
     page = admin_client.get(f"{CHANGELIST}{insight.pk}/change/")
     assert page.status_code == 200
-    assert b'class="vForeignKeyRawIdAdminField"' in page.content
+    assert b'name="is_read"' in page.content
+    assert b'name="title"' not in page.content and b'name="user"' not in page.content

@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth.models import Group
 
 from users.models import CLINICIANS_GROUP, SUPPORT_GROUP, CareTeamMembership, Profile, User
+from users.roles import roles_sync
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 
@@ -43,8 +44,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 def _staff_in(group_name: str, **kwargs) -> User:
     user = UserFactory(is_staff=True, **kwargs)
-    group, _ = Group.objects.get_or_create(name=group_name)
-    user.groups.add(group)
+    if not Group.objects.filter(name=group_name).exists():
+        roles_sync()  # a flushed test database lost the groups migration 0002 made
+    user.groups.add(Group.objects.get(name=group_name))
     return user
 
 

@@ -256,3 +256,18 @@ def test_default_anchor_is_a_day_that_has_ended_everywhere():
         days=1, hours=12
     )
     assert end_of_anchor_at_utc_minus_12 <= now
+
+
+def test_bootstrap_demo_seeds_people_and_gives_the_demo_person_data():
+    out = io.StringIO()
+    call_command("bootstrap_demo", stdout=out)
+    demo = User.objects.get(username="demo")
+    assert demo_users().count() == 12
+    assert not demo_users().filter(pk=demo.pk).exists()
+    assert HealthMetric.objects.filter(user=demo, source="demo").count() > 30 * 15
+    assert NutritionLog.objects.filter(user=demo).count() > 30 * 3
+    assert HealthGoal.objects.filter(user=demo, metric_type="steps").exists()  # office worker
+    assert "password" in out.getvalue()
+
+    call_command("bootstrap_demo", stdout=io.StringIO())  # not on a database with accounts
+    assert demo_users().count() == 12

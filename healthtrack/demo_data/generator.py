@@ -266,7 +266,7 @@ def person_data(*, seed: int, spec: PersonSpec, anchor: date, days: int) -> Pers
             else:
                 bpm = round(_clamp(rhr + 14 + gauss(0, 7), rhr, 150))
             add_metric(("heart_rate", float(bpm), None, u_bpm, midnight + t))
-            t += randint(70, 110) * _MINUTE
+            t += randint(90, 150) * _MINUTE  # about every two hours
         if exercise_minutes:
             mid_exercise = (exercise_start + exercise_end) // 2
             add_metric(("heart_rate", float(randint(exercise_low, exercise_high)), None, u_bpm,

@@ -124,7 +124,7 @@ def test_daily_rhythm_in_each_persons_local_days():
         for day in local_days:
             assert per_type_day[("sleep", day)] == 1  # one night, on the day it ends
             assert per_type_day[("resting_heart_rate", day)] == 1
-            assert per_type_day[("heart_rate", day)] >= 6  # samples through the waking day
+            assert per_type_day[("heart_rate", day)] >= 4  # samples through the waking day
             assert 4 <= per_type_day[("steps", day)] <= 7  # several chunks
         assert {d for (_, d) in per_type_day} == local_days
         logs_per_day = Counter(

@@ -11,7 +11,8 @@ import tempfile
 
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
 
 
 def available_cpus() -> int:
@@ -42,7 +43,7 @@ def available_cpus() -> int:
 
 CPUS = available_cpus()
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+bind = os.environ.get("GUNICORN_BIND") or "0.0.0.0:8000"
 proc_name = "healthtrack"
 # CPU-bound Python: two processes per core, each with a few threads so a request waiting
 # on PostgreSQL or Redis does not hold a whole process.
@@ -60,7 +61,7 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 5000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 500)
 # Import the app once in the master: faster worker start, memory shared copy-on-write.
 # Database and Redis connections are opened lazily, after the fork.
-preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() == "true"
+preload_app = (os.environ.get("GUNICORN_PRELOAD") or "true").lower() == "true"
 # Workers' heartbeat files in memory, not on a container's overlay disk.
 _SHARED_MEMORY = "/dev/shm"  # noqa: S108 - gunicorn creates its own unique files there
 worker_tmp_dir = _SHARED_MEMORY if os.path.isdir(_SHARED_MEMORY) else None
@@ -72,7 +73,7 @@ if os.environ.get("GUNICORN_CONTROL_SOCKET"):
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 # Proxies whose X-Forwarded-Proto/For gunicorn believes (the app's own client-IP logic
 # uses TRUSTED_PROXY_COUNT).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 
 # --- Logs: LOG_FORMAT=json makes gunicorn's own lines JSON too (healthtrack.serving) ---
 logger_class = "healthtrack.serving.GunicornLogger"
@@ -80,7 +81,7 @@ logger_class = "healthtrack.serving.GunicornLogger"
 # request (logger healthtrack.request) with the user id.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL") or "info"
 # Text access log (LOG_FORMAT=text). The path is %(U)s, never the query string, which
 # may carry tokens; JSON lines are written by GunicornLogger.access.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'

@@ -99,7 +99,7 @@ def demo_data_reset() -> dict[str, int]:
     RevokedSession.objects.filter(user_id__in=subquery).delete()
     OutstandingToken.objects.filter(user_id__in=subquery).delete()
     Profile.objects.filter(user_id__in=subquery).delete()
-    User.groups.through.objects.filter(user_id__in=ids).delete()
+    User.groups.through.objects.filter(user_id__in=subquery).delete()  # last: the subquery needs it
     for start in range(0, len(ids), 5000):
         User.objects.filter(pk__in=ids[start : start + 5000]).delete()
     for user_id in ids:

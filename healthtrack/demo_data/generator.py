@@ -180,7 +180,8 @@ def person_data(*, seed: int, spec: PersonSpec, anchor: date, days: int) -> Pers
     gauss, rand, uniform, randint = rng.gauss, rng.random, rng.uniform, rng.randint
     p = spec.persona
     first_day = anchor - timedelta(days=days - 1)
-    midnights = _local_midnights(spec.timezone, first_day, days)
+    # One more midnight than days: each day's length (23 or 25 hours when clocks change).
+    midnights = _local_midnights(spec.timezone, first_day, days + 1)
 
     # This person's own baseline around the persona's.
     steps_base = max(1200.0, gauss(p.steps[0], p.steps[1]))
@@ -216,7 +217,9 @@ def person_data(*, seed: int, spec: PersonSpec, anchor: date, days: int) -> Pers
     u_min, u_mmhg, u_glucose = _UNIT["exercise"], _UNIT["blood_pressure"], _UNIT["blood_glucose"]
     u_spo2, u_temp = _UNIT["oxygen_saturation"], _UNIT["body_temperature"]
 
-    for day_index, midnight in enumerate(midnights):
+    for day_index, midnight in enumerate(midnights[:-1]):
+        # Everything happens by bedtime, and bedtime is inside the local day.
+        latest_bed = min(86_000, midnights[day_index + 1] - midnight - 600)
         weekday = (first_day + timedelta(days=day_index)).weekday()
         weekend = weekday >= 5
 
@@ -230,7 +233,9 @@ def person_data(*, seed: int, spec: PersonSpec, anchor: date, days: int) -> Pers
         if p.code == "poor_sleeper":
             wake += int(uniform(-1.0, 1.5) * _HOUR)
         wake = int(_clamp(wake, 4 * _HOUR, 11 * _HOUR))
-        bed = int(_clamp(wake + (24 - sleep_base - 0.4 + gauss(0, 0.5)) * _HOUR, wake + 10 * _HOUR, 86_000))
+        bed = int(
+            _clamp(wake + (24 - sleep_base - 0.4 + gauss(0, 0.5)) * _HOUR, wake + 10 * _HOUR, latest_bed)
+        )
         add_metric(("sleep", sleep, None, u_h, midnight + wake))
         nightly_sleep.append(sleep)
 

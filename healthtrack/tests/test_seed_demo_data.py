@@ -111,9 +111,14 @@ def test_values_are_canonical_and_within_registry_ranges():
         assert (log.water_ml is not None) == (log.meal_type == "water")
 
 
-def test_daily_rhythm_in_each_persons_local_days():
-    seed("--users", "7")
-    first_day = date.fromisoformat(END) - timedelta(days=DAYS - 1)
+# Plain days, and days when clocks change: US and EU spring forward (23-hour days),
+# Sydney and Auckland in early October.
+@pytest.mark.parametrize("end", [END, "2026-03-10", "2026-03-30", "2026-10-06"])
+def test_daily_rhythm_in_each_persons_local_days(end):
+    call_command(
+        "seed_demo_data", "--users", "21", "--days", str(DAYS), "--end-date", end, stdout=io.StringIO()
+    )
+    first_day = date.fromisoformat(end) - timedelta(days=DAYS - 1)
     local_days = {first_day + timedelta(days=offset) for offset in range(DAYS)}
     for user in demo_users().select_related("profile"):
         zone = ZoneInfo(user.profile.timezone)

@@ -5,6 +5,10 @@ hangs (socket timeouts ~100 ms), the failing call behaves as a cache miss, Redis
 skipped for ``CACHE_RETRY_AFTER_SECONDS``, a warning is logged at most once a minute,
 and the next call after that tries Redis again, so caching resumes on its own.
 
+For /metrics it counts hits and misses (django-prometheus' Redis backend, which it
+extends), times every operation (``healthtrack_cache_operation_seconds``) and counts
+operations answered without Redis (``healthtrack_cache_unavailable_total``).
+
 Per-user data versions: every write to a user's health data bumps one counter, and
 every cached read for that user is keyed by it, so invalidation is one ``INCR`` and
 never a key scan.
@@ -20,14 +24,27 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django_redis.cache import RedisCache
+from django_prometheus.cache.backends.redis import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
+from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
 
 logger = logging.getLogger("healthtrack.cache")
 
 _CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
 _WARNING_INTERVAL_SECONDS = 60.0
+
+cache_operation_seconds = Histogram(
+    "healthtrack_cache_operation_seconds",
+    "Time of each Redis cache operation, failures included.",
+    ["operation"],
+    buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, float("inf")),
+)
+cache_unavailable_total = Counter(
+    "healthtrack_cache_unavailable",
+    "Cache operations answered without Redis (it failed, or the breaker was open).",
+    ["operation"],
+)
 
 
 class _Breaker:
@@ -85,13 +102,19 @@ _FALLBACKS: dict[str, Any] = {
 def _resilient(name: str):
     parent = getattr(RedisCache, name)
 
+    timer = cache_operation_seconds.labels(operation=name)
+    unavailable = cache_unavailable_total.labels(operation=name)
+
     def method(self, *args, **kwargs):
         if not breaker.allows():
+            unavailable.inc()
             return _FALLBACKS[name]
         try:
-            return parent(self, *args, **kwargs)
+            with timer.time():
+                return parent(self, *args, **kwargs)
         except _CACHE_ERRORS as error:
             breaker.trip(name, error)
+            unavailable.inc()
             return _FALLBACKS[name]
 
     method.__name__ = name
@@ -99,16 +122,23 @@ def _resilient(name: str):
     return method
 
 
+_get_timer = cache_operation_seconds.labels(operation="get")
+_get_unavailable = cache_unavailable_total.labels(operation="get")
+
+
 class ResilientRedisCache(RedisCache):
     """django-redis whose failures become misses instead of 500s."""
 
     def get(self, key, default=None, version=None, client=None):
         if not breaker.allows():
+            _get_unavailable.inc()
             return default
         try:
-            return super().get(key, default=default, version=version, client=client)
+            with _get_timer.time():
+                return super().get(key, default=default, version=version, client=client)
         except _CACHE_ERRORS as error:
             breaker.trip("get", error)
+            _get_unavailable.inc()
             return default
 
     for _name in _FALLBACKS:

@@ -1,10 +1,12 @@
-"""Cross-cutting middleware: request ids, API path normalisation, body limits, JSON 500s."""
+"""Cross-cutting middleware: request ids, request log lines, API path normalisation, body
+limits, JSON 500s."""
 
 from __future__ import annotations
 
 import logging
 import re
 import tempfile
+import time
 import uuid
 
 from django.conf import settings
@@ -19,6 +21,7 @@ from healthtrack.errors import (
     mark_database_unavailable,
     server_error_response,
 )
+from healthtrack.net import client_ip
 
 logger = logging.getLogger("healthtrack.request")
 
@@ -47,6 +50,63 @@ class RequestIdMiddleware:
         finally:
             unbind_request_context(token)
         response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+# Probes and scrapes arrive every few seconds; their successful answers are logged at
+# DEBUG so they do not drown the rest (LOG_LEVEL=DEBUG shows them).
+_QUIET_PATHS = frozenset({"/health", "/health/", "/metrics", "/metrics/"})
+
+
+def _request_user_id(request: HttpRequest) -> int | None:
+    """The authenticated user, without causing a session lookup of its own."""
+    context = getattr(request, "log_context", None)
+    if context is not None and context.user_id is not None:
+        return context.user_id  # set by JWT authentication
+    user = getattr(request, "_cached_user", None)  # a session user the request already loaded
+    if user is not None and user.is_authenticated:
+        return user.pk
+    return None
+
+
+class RequestLogMiddleware:
+    """One log line per request (logger ``healthtrack.request``): method, path, status,
+    duration_ms, user id, client ip, request id.
+
+    Never the query string, headers or bodies: they can hold tokens, passwords and
+    health data. Server errors are logged at ERROR, the rest at INFO.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        status = response.status_code
+        if status >= 500:
+            level = logging.ERROR
+        elif status < 400 and request.path in _QUIET_PATHS:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s %s %s %.1fms",
+                request.method,
+                request.path,
+                status,
+                duration_ms,
+                extra={
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "user_id": _request_user_id(request),
+                    "ip": client_ip(request),
+                },
+            )
         return response
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "healthtrack",
     "users",
     "metrics",
@@ -86,7 +88,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: request counts and latencies per view for /metrics.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "healthtrack.middleware.RequestIdMiddleware",
+    "healthtrack.middleware.RequestLogMiddleware",
+    "healthtrack.observability.MetricsEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthtrack.middleware.ApiPathMiddleware",
@@ -99,6 +105,7 @@ MIDDLEWARE = [
     "healthtrack.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "healthtrack.urls"
@@ -126,8 +133,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 _db = DATABASES["default"]
+# django-prometheus' wrappers of Django's own backends time every query for /metrics;
+# the PostgreSQL one keeps Django's connection pool (it only wraps the cursor class).
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    _db["ENGINE"] = "django.db.backends.postgresql"
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     _db.setdefault("OPTIONS", {})
     # Django's native psycopg pool. A request waits at most DB_POOL_TIMEOUT for a
     # connection, so a dead database answers 503 within 3 s instead of hanging a worker
@@ -149,6 +158,7 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     # database restart are replaced instead of failing a request each.
     _db["CONN_HEALTH_CHECKS"] = True
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     VAR_DIR.mkdir(exist_ok=True)
     _db.setdefault("OPTIONS", {})
     _db["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
@@ -178,7 +188,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache",
             "LOCATION": "healthtrack",
         }
     }
@@ -348,8 +358,25 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- Metrics (/metrics, healthtrack.observability) ---------------------------------
+# Addresses or CIDR ranges (as seen by healthtrack.net.client_ip) allowed to scrape.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS: '{_entry}' is not an IP address or CIDR range."
+        ) from None
+# Finer than django-prometheus' default at the low end: most requests take milliseconds.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"),
+)  # fmt: skip
+
 # --- Logging --------------------------------------------------------------------
-LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'text', not '{LOG_FORMAT}'.")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,

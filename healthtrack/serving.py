@@ -1,0 +1,111 @@
+"""What gunicorn.conf.py uses: JSON logs for gunicorn itself, Prometheus across workers.
+
+Imported by the gunicorn master before (and independently of) Django, so nothing here
+imports Django.
+
+Prometheus and several workers: each worker is its own process with its own counters,
+and a scrape reaches one of them. prometheus_client's multiprocess mode keeps every
+process's values in small mmap files under ``PROMETHEUS_MULTIPROC_DIR`` and sums them
+when /metrics is served. The directory is emptied when gunicorn starts (old files would
+add up), and when a worker exits, its counters and histograms are folded into
+``*_archive.db`` and its files removed: totals never go backwards, and recycling workers
+(``max_requests``) does not grow the number of files a scrape has to read.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+
+from gunicorn import glogging
+
+from healthtrack.logging import JsonFormatter
+
+ARCHIVE_NAME = "archive"
+_ARCHIVED_KINDS = ("counter", "histogram")
+
+
+def log_format_is_json() -> bool:
+    return os.environ.get("LOG_FORMAT", "text").strip().lower() == "json"
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger; with LOG_FORMAT=json its error log and access log are JSON lines.
+
+    The access line carries method, path (never the query string, which may hold
+    tokens), status, duration_ms, bytes, request_id (the ``X-Request-ID`` our middleware
+    sets on every response), remote address and user agent.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if log_format_is_json():
+            formatter = JsonFormatter()
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(formatter)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not log_format_is_json():
+            super().access(resp, req, environ, request_time)
+            return
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), None)
+        duration_ms = round(request_time.total_seconds() * 1000, 1)
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+        try:
+            self.access_log.info(
+                "%s %s %s",
+                method,
+                path,
+                status,
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "status": int(status),
+                    "duration_ms": duration_ms,
+                    "bytes": getattr(resp, "sent", None),
+                    "remote_addr": environ.get("REMOTE_ADDR"),
+                    "user_agent": environ.get("HTTP_USER_AGENT"),
+                },
+            )
+        except Exception:
+            self.exception("Could not write the access log line")
+
+
+def multiprocess_dir_prepare(directory: str) -> None:
+    """Create the metrics directory and delete files left by an earlier run."""
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def worker_metrics_archive(pid: int, directory: str) -> None:
+    """Fold the counters and histograms of exited worker ``pid`` into the archive files.
+
+    Runs in the gunicorn master (``child_exit``), one worker at a time.
+    """
+    from prometheus_client import multiprocess
+    from prometheus_client.mmap_dict import MmapedDict
+
+    multiprocess.mark_process_dead(pid, directory)  # live gauges of the worker
+    for kind in _ARCHIVED_KINDS:
+        worker_file = os.path.join(directory, f"{kind}_{pid}.db")
+        if not os.path.exists(worker_file):
+            continue
+        values = list(MmapedDict.read_all_values_from_file(worker_file))
+        archive = MmapedDict(os.path.join(directory, f"{kind}_{ARCHIVE_NAME}.db"))
+        try:
+            # The values are in memory: removing the file and adding them to the archive
+            # takes microseconds, the only moment a scrape could see them missing.
+            os.remove(worker_file)
+            for key, value, timestamp, _position in values:
+                current, _ = archive.read_value(key)
+                archive.write_value(key, current + value, timestamp)
+        finally:
+            archive.close()
+    logging.getLogger("healthtrack.serving").debug("Archived Prometheus metrics of worker %s", pid)

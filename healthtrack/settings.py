@@ -88,8 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First and last: request counts and latencies per view for /metrics.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outermost: request counts, statuses and latencies per view for /metrics.
+    "healthtrack.observability.RequestMetricsMiddleware",
     "healthtrack.middleware.RequestIdMiddleware",
     "healthtrack.middleware.RequestLogMiddleware",
     "healthtrack.observability.MetricsEndpointMiddleware",
@@ -105,7 +105,6 @@ MIDDLEWARE = [
     "healthtrack.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "healthtrack.urls"

@@ -35,3 +35,11 @@ if os.environ.get("LOG_FORMAT", "text") == "json":
     )
 else:
     access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+
+
+def post_worker_init(worker):
+    # Requests gunicorn refuses before Django sees them (a request line over 4094 bytes,
+    # malformed headers) answer the API's JSON error body, not gunicorn's HTML page.
+    from healthtrack.serving import use_json_error_pages
+
+    use_json_error_pages()

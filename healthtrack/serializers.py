@@ -9,7 +9,10 @@ class StrictFieldsMixin:
     """Refuse keys the serializer does not know, so typos and privilege fields
     (``is_staff``, ``user_id`` ...) are a 400 naming them instead of silently ignored.
     Read-only fields of the representation are accepted and ignored, so a client may
-    PUT back what it got."""
+    PUT back what it got. The OpenAPI request schema says ``additionalProperties: false``
+    (``healthtrack.openapi``)."""
+
+    refuses_unknown_fields = True
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

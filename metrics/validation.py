@@ -102,6 +102,19 @@ def parse_timestamp(raw: Any, *, naive_as_utc: bool = False) -> datetime:
         raise ValueError("Out of the supported range of date-times.") from None
 
 
+def unstorable_text(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or None. PostgreSQL text cannot hold NUL, and a
+    lone surrogate (valid in a JSON string escape) is not UTF-8 at all; both were 500s.
+    The messages are DRF's, which the other APIs answer with."""
+    if "\x00" in text:
+        return "Null characters are not allowed."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"Surrogate characters are not allowed: U+{ord(text[error.start]):X}."
+    return None
+
+
 def echo(value: Any, limit: int = 40) -> str:
     """A client's value quoted in an error message, cut short: never echo a megabyte."""
     text = value if isinstance(value, str) else repr(value)
@@ -360,6 +373,8 @@ def sample_clean(
                     f"Must be at most {EXTERNAL_ID_MAX_LENGTH} characters (got {len(external_id)}).",
                 )
             )
+        elif external_id is not None and (reason := unstorable_text(external_id)):
+            errors.append(("external_id", reason))
 
     if instance is not None:
         for field, new in (("source", source), ("external_id", external_id)):
@@ -376,6 +391,8 @@ def sample_clean(
             errors.append(("notes", "A string is required."))
         elif len(raw_notes) > NOTES_MAX_LENGTH:
             errors.append(("notes", f"Must be at most {NOTES_MAX_LENGTH} characters (got {len(raw_notes)})."))
+        elif reason := unstorable_text(raw_notes):
+            errors.append(("notes", reason))
         else:
             notes = raw_notes
 

@@ -6,7 +6,7 @@ import orjson
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from healthtrack.serializers import StrictFieldsMixin
+from healthtrack.serializers import StrictFieldsMixin, unstorable_text
 from insights.models import HealthInsight, Severity
 from insights.services import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from metrics.registry import METRIC_TYPES
@@ -145,6 +145,10 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate_evidence(self, value: dict) -> dict:
+        # jsonb cannot hold NUL and no JSON text can hold a lone surrogate: a 400 here,
+        # not a 500 from the database (found by fuzzing).
+        if reason := _unstorable_in(value):
+            raise serializers.ValidationError(reason)
         try:
             size = len(orjson.dumps(value))
         except TypeError:
@@ -152,6 +156,24 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         if size > MAX_EVIDENCE_BYTES:
             raise serializers.ValidationError(f"At most {MAX_EVIDENCE_BYTES} bytes of JSON.")
         return value
+
+
+def _unstorable_in(value, depth: int = 0) -> str | None:
+    """The first reason a string (key or value) anywhere in ``value`` cannot be stored."""
+    if isinstance(value, str):
+        return unstorable_text(value)
+    if depth > 100:  # deeper than any evidence; the size check refuses it anyway
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if reason := _unstorable_in(item, depth + 1):
+            return reason
+    return None
 
 
 class HealthInsightReadStateSerializer(StrictFieldsMixin, serializers.Serializer):

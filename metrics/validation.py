@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from healthtrack.serializers import unstorable_text
 from metrics.models import HealthMetric, Source
 from metrics.registry import METRIC_TYPES, MetricType, normalize_unit
 
@@ -100,19 +101,6 @@ def parse_timestamp(raw: Any, *, naive_as_utc: bool = False) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
         raise ValueError("Out of the supported range of date-times.") from None
-
-
-def unstorable_text(text: str) -> str | None:
-    """Why ``text`` cannot be stored, or None. PostgreSQL text cannot hold NUL, and a
-    lone surrogate (valid in a JSON string escape) is not UTF-8 at all; both were 500s.
-    The messages are DRF's, which the other APIs answer with."""
-    if "\x00" in text:
-        return "Null characters are not allowed."
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return f"Surrogate characters are not allowed: U+{ord(text[error.start]):X}."
-    return None
 
 
 def echo(value: Any, limit: int = 40) -> str:

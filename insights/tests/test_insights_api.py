@@ -143,6 +143,24 @@ def test_create_validation_names_the_field(user, clinician_of, body, field):
     assert not HealthInsight.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("evidence", "message"),
+    [
+        ('{"a\\u0000": 1}', "Null characters are not allowed."),
+        ('{"steps": [1, {"note": "x\\u0000"}]}', "Null characters are not allowed."),
+        ('{"note": "\\ud800"}', "Surrogate characters are not allowed: U+D800."),
+    ],
+)
+def test_evidence_the_database_cannot_store_is_a_400(user, clinician_of, evidence, message):
+    """Found by schemathesis: NUL in evidence reached PostgreSQL's jsonb, a 500."""
+    _, client = clinician_of(user)
+    body = '{"user_id": %d, "title": "x", "evidence": %s}' % (user.pk, evidence)  # noqa: UP031 - raw JSON
+    response = client.post(CREATE, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"evidence": [message]}
+    assert not HealthInsight.objects.exists()
+
+
 # --- Retrieve and mark read ---------------------------------------------------------
 
 

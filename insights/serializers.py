@@ -145,9 +145,10 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate_evidence(self, value: dict) -> dict:
-        # jsonb cannot hold NUL and no JSON text can hold a lone surrogate: a 400 here,
-        # not a 500 from the database (found by fuzzing).
-        if reason := _unstorable_in(value):
+        # Found by fuzzing, both 500s on PostgreSQL: jsonb cannot hold NUL (and no JSON
+        # text a lone surrogate); and it writes 1e20 back as the integer
+        # 100000000000000000000, which the JSON renderer cannot write (64-bit at most).
+        if reason := _evidence_problem(value):
             raise serializers.ValidationError(reason)
         try:
             size = len(orjson.dumps(value))
@@ -158,10 +159,17 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         return value
 
 
-def _unstorable_in(value, depth: int = 0) -> str | None:
-    """The first reason a string (key or value) anywhere in ``value`` cannot be stored."""
+EVIDENCE_NUMBER_LIMIT = 2**63  # what survives jsonb and the renderer, as integer or float
+
+
+def _evidence_problem(value, depth: int = 0) -> str | None:
+    """The first reason a key or value anywhere in ``value`` cannot be stored and read back."""
     if isinstance(value, str):
         return unstorable_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) >= EVIDENCE_NUMBER_LIMIT:
+            return f"Numbers must be between -{EVIDENCE_NUMBER_LIMIT:.3g} and {EVIDENCE_NUMBER_LIMIT:.3g}."
+        return None
     if depth > 100:  # deeper than any evidence; the size check refuses it anyway
         return None
     if isinstance(value, dict):
@@ -171,7 +179,7 @@ def _unstorable_in(value, depth: int = 0) -> str | None:
     else:
         return None
     for item in items:
-        if reason := _unstorable_in(item, depth + 1):
+        if reason := _evidence_problem(item, depth + 1):
             return reason
     return None
 

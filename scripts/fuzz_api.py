@@ -212,18 +212,21 @@ def seed_fuzz_dataset(*, days: int = 30, disposable_sessions: int = DISPOSABLE_S
             }
         insights_compute_batch(user_ids=[fuzz.pk, other.pk], days=days)
         for role, user in (("self", fuzz), ("other", other)):
-            insight_create(
-                author=clinicians[0],
-                user_id=user.pk,
-                data={
-                    "code": "clinician_note",
-                    "title": "Keep walking",
-                    "description": "Your steps are trending up.",
-                    "severity": "low",
-                    "action_steps": ["Walk after lunch."],
-                    "evidence": {},
-                },
-            )
+            # Clinicians' notes stay put; the engine's may be replaced when the fuzzer's
+            # writes change the day's recommendations, so most ids the hooks use are notes.
+            for index in range(5):
+                insight_create(
+                    author=clinicians[0],
+                    user_id=user.pk,
+                    data={
+                        "code": "clinician_note",
+                        "title": f"Keep walking ({index + 1})",
+                        "description": "Your steps are trending up.",
+                        "severity": "low",
+                        "action_steps": ["Walk after lunch."],
+                        "evidence": {"week": index},
+                    },
+                )
             state["ids"][role]["insight"] = list(
                 HealthInsight.objects.filter(user=user).order_by("pk").values_list("pk", flat=True)
             )

@@ -6,9 +6,9 @@ the seeded state (``FUZZ_STATE``: ids, tokens) written by ``seed_fuzz_dataset``.
 * **Authentication**: every request carries the fuzz person's bearer token, set by an
   auth provider, so Schemathesis knows it is the real credential (``ignored_auth``
   then repeats a successful request without it and with a wrong one, expecting 401).
-  Operations that end the session they run in (sign-out, password change, account
-  deletion) each get a throwaway session instead, so one of them cannot sign the fuzz
-  person out for the rest of the run.
+  A request that could end the session it runs in (sign-out, password change, account
+  deletion) is sent in a throwaway session instead (``before_call``, on the request as
+  it will be sent), so none can sign the fuzz person out for the rest of the run.
 * **Ids**: a random integer almost never names a row, so only the 404 branch of a
   ``/{id}`` route would be fuzzed. Path ids are drawn half the time from the seeded
   rows: the fuzz person's own (200, and the 4xx of the body checks) and the other
@@ -34,7 +34,7 @@ SELF = STATE["users"]["self"]
 OTHER = STATE["users"]["other"]
 
 # Placeholders a generated body or path may carry; replaced with a throwaway session's
-# real values when the case is authenticated (FuzzAuth.set).
+# real values just before the request is sent (before_call).
 USERNAME = "__fuzz_username__"
 PASSWORD = "__fuzz_password__"  # noqa: S105 - a placeholder, not a secret
 REFRESH = "__fuzz_refresh__"

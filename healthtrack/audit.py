@@ -66,6 +66,12 @@ def audit_deny(request, *, resource_type: str, subject_id: int | None, object_id
     )
 
 
+def _storable(text: str) -> str:
+    """Client text (a path, an id from one) as PostgreSQL can store it: NUL becomes U+FFFD.
+    Losing the row of a request probing with %00 would hide exactly that probe."""
+    return text.replace("\x00", "\ufffd")
+
+
 def audit_event_record(*, request: HttpRequest, entry: AuditEntry, status: int | None) -> AuditEvent:
     """Write one audit row for ``request``."""
     user = getattr(request, "user", None)
@@ -77,12 +83,12 @@ def audit_event_record(*, request: HttpRequest, entry: AuditEntry, status: int |
         subject_id=entry.subject_id,
         action=entry.action,
         resource_type=entry.resource_type,
-        object_ids=entry.object_ids,
+        object_ids=[_storable(object_id) for object_id in entry.object_ids],
         method=request.method or "",
-        path=request.path[:255],
+        path=_storable(request.path[:255]),
         status=status,
         ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", "")[:256],
+        user_agent=_storable(request.headers.get("User-Agent", "")[:256]),
         request_id=getattr(request, "request_id", "")[:128],
     )
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
@@ -163,6 +164,7 @@ class Case:
     body: Callable[[World], dict] | None = None
     # A refusal that cannot disclose anything (403 "only clinicians may"), per role.
     refusals: dict[str, int] = field(default_factory=dict)
+    multipart: bool = False  # the body is a file upload
 
     @property
     def label(self) -> str:
@@ -229,6 +231,36 @@ PATH_CASES = [
     ),
 ]
 
+_FHIR_BUNDLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "identifier": [{"system": "urn:matrix", "value": "w-1"}],
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "effectiveDateTime": "2026-01-05T08:00:00+00:00",
+                "valueQuantity": {
+                    "value": 70,
+                    "unit": "kg",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "kg",
+                },
+            }
+        }
+    ],
+}
+_APPLE_EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<HealthData locale="en_US">
+ <ExportDate value="2026-01-06 10:00:00 +0000"/>
+ <Record type="HKQuantityTypeIdentifierBodyMass" sourceName="Scale" unit="kg"
+  creationDate="2026-01-05 08:00:00 +0000" startDate="2026-01-05 08:00:00 +0000"
+  endDate="2026-01-05 08:00:00 +0000" value="70"/>
+</HealthData>
+"""
+
 # Routes that take the person as ``?user_id=`` (default: the caller).
 QUERY_CASES = [
     Case("metric-create", "post", HEALTH, query=_user, body=lambda w: {"metric_type": "weight", "value": 70}),
@@ -240,6 +272,15 @@ QUERY_CASES = [
         body=lambda w: {"samples": [{"metric_type": "weight", "value": 70}]},
     ),
     Case("metric-summary", "get", HEALTH, query=_user),
+    Case("metric-import-fhir", "post", HEALTH, query=_user, body=lambda w: _FHIR_BUNDLE),
+    Case(
+        "metric-import-apple-health",
+        "post",
+        HEALTH,
+        query=_user,
+        body=lambda w: {"file": SimpleUploadedFile("export.xml", _APPLE_EXPORT, "application/xml")},
+        multipart=True,
+    ),
     Case(
         "nutrition-log-create",
         "post",
@@ -279,7 +320,9 @@ def send(make_client, world: World, role: str, case: Case):
         path += "?" + "&".join(f"{name}={value}" for name, value in query.items())
     if case.body is None:
         return getattr(client, case.method)(path)
-    return getattr(client, case.method)(path, case.body(world), format="json")
+    return getattr(client, case.method)(
+        path, case.body(world), format="multipart" if case.multipart else "json"
+    )
 
 
 def expected(case: Case, role: str) -> int | str:

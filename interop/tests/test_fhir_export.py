@@ -20,6 +20,7 @@ from interop.fhir import FHIR_MAPPINGS
 from interop.tests.factories import BASE_TIME, SAMPLE_VALUES, ExportMetricFactory
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES
+from metrics.tests.factories import HealthMetricFactory
 from users.tests.factories import (
     AdminFactory,
     CareTeamMembershipFactory,

@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install run dev serve test test-browser lint format migrate makemigrations seed bootstrap \
-        check-deploy bench bench-insights db-up db-down clean
+        check-deploy bench bench-insights fuzz db-up db-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ seed: migrate
 # dedicated database: DATABASE_URL=postgres://.../ht_insights_bench make bench-insights
 bench-insights: install
 	$(BIN)/python scripts/bench_insights.py $(BENCH_ARGS)
+
+# Schemathesis against a live gunicorn on a database of its own (<DATABASE_URL name>_fuzz,
+# dropped afterwards; SQLite without DATABASE_URL). CI: FUZZ_ARGS=--require-services.
+# docs/hardening.md
+fuzz: install
+	$(BIN)/python scripts/fuzz_api.py $(FUZZ_ARGS)
 
 check-deploy: install
 	DEBUG=false SECRET_KEY=check-deploy-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \

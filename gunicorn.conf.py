@@ -109,3 +109,11 @@ def child_exit(server, worker):
 def on_exit(server):
     if _METRICS_DIR_CREATED:
         shutil.rmtree(_METRICS_DIR_CREATED, ignore_errors=True)
+
+
+def post_worker_init(worker):
+    # Requests gunicorn refuses before Django sees them (a request line over 4094 bytes,
+    # malformed headers) answer the API's JSON error body, not gunicorn's HTML page.
+    from healthtrack.serving import use_json_error_pages
+
+    use_json_error_pages()

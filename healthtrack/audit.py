@@ -72,6 +72,12 @@ def audit_deny(request, *, resource_type: str, subject_id: int | None, object_id
     )
 
 
+def _storable(text: str) -> str:
+    """Client text (a path, an id from one) as PostgreSQL can store it: NUL becomes U+FFFD.
+    Losing the row of a request probing with %00 would hide exactly that probe."""
+    return text.replace("\x00", "\ufffd")
+
+
 # The columns written per request, in order; the table and column names come from the
 # model, so a renamed field cannot silently drift from this statement.
 _INSERT_FIELDS = (
@@ -120,12 +126,12 @@ def audit_row(*, request: HttpRequest, entry: AuditEntry, status: int | None) ->
         entry.subject_id,
         entry.action,
         entry.resource_type,
-        entry.object_ids,
+        [_storable(object_id) for object_id in entry.object_ids],
         request.method or "",
-        request.path[:255],
+        _storable(request.path[:255]),
         status,
         client_ip(request),
-        request.headers.get("User-Agent", "")[:256],
+        _storable(request.headers.get("User-Agent", "")[:256]),
         getattr(request, "request_id", "")[:128],
     )
 

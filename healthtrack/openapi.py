@@ -15,6 +15,8 @@ _ERROR_DESCRIPTIONS = {
     "404": "No such object, or it belongs to someone the caller may not see.",
     "409": "Conflicts with the current state.",
     "413": "Request body over this endpoint's limit.",
+    "414": "Request line (path and query string) over 4094 bytes; answered by the server "
+    "before the API sees the request.",
     "415": "Unsupported Content-Type (send application/json).",
     "429": "Rate limit exceeded; see Retry-After.",
     "500": "Unexpected server error (logged with the request id).",
@@ -24,12 +26,25 @@ _ERROR_DESCRIPTIONS = {
 
 class AutoSchema(SpectacularAutoSchema):
     def _error_codes(self) -> list[str]:
-        codes = ["400", "404", "429", "500", "503"]
+        codes = ["400", "404", "414", "429", "500", "503"]
         if self.get_auth():
             codes += ["401", "403"]
         if self.method in ("POST", "PUT", "PATCH"):
             codes += ["413", "415"]
         return codes
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        # Request bodies of serializers that refuse unknown keys (StrictFieldsMixin, or
+        # ``refuses_unknown_fields = True``) say so, so clients and the fuzzer do not send
+        # keys the API answers with a 400.
+        if (
+            direction == "request"
+            and getattr(serializer, "refuses_unknown_fields", False)
+            and schema.get("type") == "object"
+        ):
+            schema["additionalProperties"] = False
+        return schema
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

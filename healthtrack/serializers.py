@@ -5,11 +5,28 @@ from __future__ import annotations
 from rest_framework import serializers
 
 
+def unstorable_text(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or None: PostgreSQL text and jsonb cannot hold NUL,
+    and a lone surrogate (a legal JSON string escape) is not UTF-8 at all. DRF's
+    ``CharField`` refuses both; this is for text validated without it (metrics'
+    ``sample_clean``, free-form JSON). The messages are DRF's."""
+    if "\x00" in text:
+        return "Null characters are not allowed."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"Surrogate characters are not allowed: U+{ord(text[error.start]):X}."
+    return None
+
+
 class StrictFieldsMixin:
     """Refuse keys the serializer does not know, so typos and privilege fields
     (``is_staff``, ``user_id`` ...) are a 400 naming them instead of silently ignored.
     Read-only fields of the representation are accepted and ignored, so a client may
-    PUT back what it got."""
+    PUT back what it got. The OpenAPI request schema says ``additionalProperties: false``
+    (``healthtrack.openapi``)."""
+
+    refuses_unknown_fields = True
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

@@ -6,7 +6,7 @@ import orjson
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from healthtrack.serializers import StrictFieldsMixin
+from healthtrack.serializers import StrictFieldsMixin, unstorable_text
 from insights.models import HealthInsight, Severity
 from insights.services import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from metrics.registry import METRIC_TYPES
@@ -145,6 +145,11 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate_evidence(self, value: dict) -> dict:
+        # Found by fuzzing, both 500s on PostgreSQL: jsonb cannot hold NUL (and no JSON
+        # text a lone surrogate); and it writes 1e20 back as the integer
+        # 100000000000000000000, which the JSON renderer cannot write (64-bit at most).
+        if reason := _evidence_problem(value):
+            raise serializers.ValidationError(reason)
         try:
             size = len(orjson.dumps(value))
         except TypeError:
@@ -152,6 +157,31 @@ class HealthInsightCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         if size > MAX_EVIDENCE_BYTES:
             raise serializers.ValidationError(f"At most {MAX_EVIDENCE_BYTES} bytes of JSON.")
         return value
+
+
+EVIDENCE_NUMBER_LIMIT = 2**63  # what survives jsonb and the renderer, as integer or float
+
+
+def _evidence_problem(value, depth: int = 0) -> str | None:
+    """The first reason a key or value anywhere in ``value`` cannot be stored and read back."""
+    if isinstance(value, str):
+        return unstorable_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) >= EVIDENCE_NUMBER_LIMIT:
+            return f"Numbers must be between -{EVIDENCE_NUMBER_LIMIT:.3g} and {EVIDENCE_NUMBER_LIMIT:.3g}."
+        return None
+    if depth > 100:  # deeper than any evidence; the size check refuses it anyway
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if reason := _evidence_problem(item, depth + 1):
+            return reason
+    return None
 
 
 class HealthInsightReadStateSerializer(StrictFieldsMixin, serializers.Serializer):

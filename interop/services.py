@@ -13,7 +13,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import IO, Any
 
 from django.conf import settings
@@ -60,19 +60,27 @@ def export_window(
     A date means a local day of the person: ``since`` starts at its midnight and
     ``until`` includes it (ends at the next midnight). A datetime without offset is
     local time too. An empty window is a ValidationError naming ``until``.
+
+    The bounds are returned in UTC: a client may write any offset up to ±23:59, and
+    PostgreSQL refuses offsets of 16 hours or more in a query parameter. A bound that
+    does not exist in UTC (year 0 or 10000) is a 400 naming it.
     """
 
-    def aware(value: datetime) -> datetime:
-        return value if timezone.is_aware(value) else value.replace(tzinfo=tz)
-
-    def start_of(day: date) -> datetime:
-        return datetime.combine(day, time.min, tzinfo=tz)
+    def bound(name: str, value: date | datetime, *, days: int = 0) -> datetime:
+        try:
+            if isinstance(value, datetime):
+                moment = value if timezone.is_aware(value) else value.replace(tzinfo=tz)
+            else:
+                moment = datetime.combine(value + timedelta(days=days), time.min, tzinfo=tz)
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError({name: ["Out of the supported range of dates."]}) from None
 
     lower = upper = None
     if since is not None:
-        lower = aware(since) if isinstance(since, datetime) else start_of(since)
+        lower = bound("since", since)
     if until is not None:
-        upper = aware(until) if isinstance(until, datetime) else start_of(until + timedelta(days=1))
+        upper = bound("until", until, days=1)
     if lower is not None and upper is not None and upper <= lower:
         raise ValidationError({"until": ["Must be after since."]})
     return lower, upper

@@ -98,6 +98,8 @@ class HealthMetricSerializer(serializers.Serializer):
 class HealthMetricWriteSerializer(serializers.Serializer):
     """A metric sample as a client sends it."""
 
+    refuses_unknown_fields = True  # sample_clean: documented as additionalProperties: false
+
     # Validation is metrics.validation.sample_clean (see to_internal_value); the fields
     # below describe the body for the schema. Context: "user_id" (the owner), optional
     # "now". validated_data holds the model fields, values in the canonical unit.
@@ -157,6 +159,8 @@ class HealthMetricWriteSerializer(serializers.Serializer):
 
 
 class MetricBulkSerializer(serializers.Serializer):
+    refuses_unknown_fields = True  # MetricBulkView refuses keys other than "samples"
+
     samples = HealthMetricWriteSerializer(
         many=True,
         max_length=BULK_MAX_SAMPLES,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from healthtrack.serializers import unstorable_text
 from metrics.models import HealthMetric, Source
 from metrics.registry import METRIC_TYPES, MetricType, normalize_unit
 
@@ -360,6 +361,8 @@ def sample_clean(
                     f"Must be at most {EXTERNAL_ID_MAX_LENGTH} characters (got {len(external_id)}).",
                 )
             )
+        elif external_id is not None and (reason := unstorable_text(external_id)):
+            errors.append(("external_id", reason))
 
     if instance is not None:
         for field, new in (("source", source), ("external_id", external_id)):
@@ -376,6 +379,8 @@ def sample_clean(
             errors.append(("notes", "A string is required."))
         elif len(raw_notes) > NOTES_MAX_LENGTH:
             errors.append(("notes", f"Must be at most {NOTES_MAX_LENGTH} characters (got {len(raw_notes)})."))
+        elif reason := unstorable_text(raw_notes):
+            errors.append(("notes", reason))
         else:
             notes = raw_notes
 

@@ -130,6 +130,8 @@ def user_get_visible(*, actor: User, user_id: int) -> User | None:
 
 
 def user_get_visible_by_username(*, actor: User, username: str) -> User | None:
+    if "\x00" in username:  # no account has one, and PostgreSQL refuses to compare it (a 500)
+        return None
     return users_visible_to(actor).filter(username__iexact=username).first()
 
 

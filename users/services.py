@@ -230,13 +230,22 @@ def auth_tokens_refresh(*, raw_refresh: str) -> dict[str, str]:
 
 
 @transaction.atomic
-def auth_logout(*, raw_refresh: str, access_session_id: str | None = None) -> User:
-    """End the session of ``raw_refresh``: it and every access token of it are refused."""
+def auth_logout(
+    *, raw_refresh: str, access_session_id: str | None = None, access_user_id: int | None = None
+) -> User:
+    """End the session of ``raw_refresh``: it and every access token of it are refused.
+
+    The caller's own access session (``access_session_id``) ends too, but only when it
+    belongs to the same person as the refresh token.
+    """
     refresh = _decode_refresh(raw_refresh)
     user_id = int(refresh.get("user_id"))
     _consume(refresh)
     expires_at = datetime_from_epoch(refresh["exp"])
-    for session_id in {refresh.get(SESSION_CLAIM), access_session_id} - {None}:
+    sessions = {refresh.get(SESSION_CLAIM)}
+    if access_user_id == user_id:
+        sessions.add(access_session_id)
+    for session_id in sessions - {None}:
         RevokedSession.objects.get_or_create(
             sid=session_id, defaults={"user_id": user_id, "expires_at": expires_at}
         )

@@ -168,7 +168,9 @@ class LogoutView(APIView):
         serializer.is_valid(raise_exception=True)
         access_session = request.auth.get(SESSION_CLAIM) if request.auth is not None else None
         user = services.auth_logout(
-            raw_refresh=serializer.validated_data["refresh"], access_session_id=access_session
+            raw_refresh=serializer.validated_data["refresh"],
+            access_session_id=access_session,
+            access_user_id=request.user.pk if request.user.is_authenticated else None,
         )
         audit_set(
             request, action=AuditAction.LOGOUT, resource_type="session", subject_id=user.pk, actor_id=user.pk

@@ -1,5 +1,6 @@
 """The production stack for real: gunicorn with the repo's config, whitenoise static files."""
 
+import json
 import os
 import re
 import socket
@@ -78,3 +79,53 @@ def test_docs_assets_are_local_under_gunicorn(gunicorn_server):
     assert scripts
     for src in scripts:
         assert urllib.request.urlopen(f"{gunicorn_server}{src}").status == 200  # noqa: S310
+
+
+def _raw_request(base: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (urllib would refuse a malformed request) and parse the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_request_line_over_the_limit_is_a_json_414(gunicorn_server):
+    """Found by schemathesis: a long query string got gunicorn's HTML 414 page."""
+    query = "&".join(f"skip={'9' * 40}" for _ in range(120))  # > 4094 bytes
+    status, headers, body = _raw_request(
+        gunicorn_server, f"GET /api/v1/users?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    )
+    assert status == 414
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    error = json.loads(body)
+    assert error["code"] == "uri_too_long"
+    assert "4094" in error["detail"]
+
+
+def test_a_malformed_header_is_a_json_400(gunicorn_server):
+    status, headers, body = _raw_request(
+        gunicorn_server, b"GET /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n"
+    )
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["code"] == "bad_request"
+
+
+def test_json_error_response_is_a_whole_http_response():
+    from healthtrack.serving import json_error_response
+
+    raw = json_error_response(431, "Request Header Fields Too Large", "Error parsing headers: 'x'")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert json.loads(body) == {
+        "detail": "Error parsing headers: 'x'",
+        "code": "request_header_fields_too_large",
+    }

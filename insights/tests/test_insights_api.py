@@ -143,6 +143,38 @@ def test_create_validation_names_the_field(user, clinician_of, body, field):
     assert not HealthInsight.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("evidence", "message"),
+    [
+        ('{"a\\u0000": 1}', "Null characters are not allowed."),
+        ('{"steps": [1, {"note": "x\\u0000"}]}', "Null characters are not allowed."),
+        ('{"note": "\\ud800"}', "Surrogate characters are not allowed: U+D800."),
+        ('{"big": [1e20]}', "Numbers must be between -9.22e+18 and 9.22e+18."),
+        ('{"big": -1e19}', "Numbers must be between -9.22e+18 and 9.22e+18."),
+    ],
+)
+def test_evidence_the_database_cannot_store_is_a_400(user, clinician_of, evidence, message):
+    """Found by schemathesis: NUL in evidence reached PostgreSQL's jsonb, a 500; and 1e20,
+    stored, came back from jsonb as an integer no JSON renderer here can write (500 on
+    every read of the insight and on the personal export)."""
+    _, client = clinician_of(user)
+    body = '{"user_id": %d, "title": "x", "evidence": %s}' % (user.pk, evidence)  # noqa: UP031 - raw JSON
+    response = client.post(CREATE, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"evidence": [message]}
+    assert not HealthInsight.objects.exists()
+
+
+def test_evidence_numbers_inside_the_limit_read_back(user, clinician_of):
+    _, client = clinician_of(user)
+    body = '{"user_id": %d, "title": "x", "evidence": {"n": [1.5e18, -9e18, 0.25]}}' % user.pk  # noqa: UP031
+    created = client.post(CREATE, body, content_type="application/json")
+    assert created.status_code == 201, created.content
+    read = client.get(f"/api/v1/health-insights/{created.json()['id']}")
+    assert read.status_code == 200
+    assert read.json()["evidence"] == {"n": [1.5e18, -9e18, 0.25]}
+
+
 # --- Retrieve and mark read ---------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from interop.fhir import FHIR_MAPPINGS
 from interop.tests.factories import BASE_TIME, SAMPLE_VALUES, ExportMetricFactory
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES
+from metrics.tests.factories import HealthMetricFactory
 from users.tests.factories import (
     AdminFactory,
     CareTeamMembershipFactory,
@@ -256,6 +257,29 @@ def test_bad_bounds_are_a_400_naming_the_parameter(auth_client, user, param, bad
     assert response["Content-Type"] == "application/json"
     assert param in response.json()["errors"]
     assert not AuditEvent.objects.filter(action="export").exists()
+
+
+def test_bounds_with_any_utc_offset_are_accepted(auth_client, user):
+    """Found by schemathesis: an offset of 16 hours or more (valid ISO 8601) reached
+    PostgreSQL as it was, which refused it: a 500."""
+    metric = HealthMetricFactory(user=user, recorded_at=BASE_TIME)
+    since = (BASE_TIME - datetime.timedelta(minutes=1)).astimezone(
+        datetime.timezone(datetime.timedelta(hours=23, minutes=33))
+    )
+    until = BASE_TIME.astimezone(datetime.timezone(-datetime.timedelta(hours=20)))
+    assert _window_ids(auth_client, user, since=since.isoformat()) == [str(metric.pk)]
+    assert _window_ids(auth_client, user, since=since.isoformat(), until=until.isoformat()) == []
+    assert _window_ids(auth_client, user, since="1400-11-09T14:55:06+23:33") == [str(metric.pk)]
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("until", "9999-12-31"), ("until", "9999-12-31T23:30:00-01:00"), ("since", "0001-01-01T00:00:00+01:00")],
+)
+def test_bounds_outside_the_calendar_in_utc_are_a_400(auth_client, user, param, value):
+    response = auth_client.get(url(user.pk), {param: value})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [param]
 
 
 def test_until_before_since_is_a_400_naming_until(auth_client, user):

@@ -266,3 +266,18 @@ def test_created_rows_carry_created_at(auth_client, user):
     auth_client.post(BULK, {"samples": [steps("a"), steps("b")]}, format="json")
     for metric in HealthMetric.objects.all():
         assert metric.created_at >= before and metric.user_id == user.pk
+
+
+def test_samples_with_text_the_database_cannot_store_are_reported_and_the_rest_stored(auth_client, user):
+    body = (
+        '{"samples": [{"metric_type": "steps", "value": 10, "notes": "a\\u0000b"},'
+        ' {"metric_type": "steps", "value": 11, "external_id": "x\\udfffy"},'
+        ' {"metric_type": "steps", "value": 12, "notes": "fine"}]}'
+    )
+    response = auth_client.post(BULK, body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["errors"] == [
+        {"index": 0, "field": "notes", "message": "Null characters are not allowed."},
+        {"index": 1, "field": "external_id", "message": "Surrogate characters are not allowed: U+DFFF."},
+    ]
+    assert list(HealthMetric.objects.filter(user=user).values_list("value", flat=True)) == [12]

@@ -486,3 +486,21 @@ def test_long_bad_values_are_not_echoed_in_full(auth_client):
     errors = response.json()["errors"]
     assert errors["metric_type"][0].startswith("'" + "x" * 40 + "...' is not a metric type")
     assert len(errors["source"][0]) < 250
+
+
+# Found by fuzzing: PostgreSQL text cannot hold NUL, and a lone surrogate (a legal JSON
+# escape) is not UTF-8: both reached the database and answered 500.
+UNSTORABLE = [
+    ('"a\\u0000b"', "Null characters are not allowed."),
+    ('"a\\ud800b"', "Surrogate characters are not allowed: U+D800."),
+]
+
+
+@pytest.mark.parametrize("field", ["notes", "external_id"])
+@pytest.mark.parametrize(("raw", "message"), UNSTORABLE)
+def test_text_the_database_cannot_store_is_400_naming_the_field(auth_client, field, raw, message):
+    body = '{"metric_type": "steps", "value": 10, "%s": %s}' % (field, raw)  # noqa: UP031 - raw JSON escapes
+    response = auth_client.post(METRICS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {field: [message]}
+    assert not HealthMetric.objects.exists()

@@ -54,6 +54,15 @@ def test_patch_out_of_range_is_400_and_nothing_changes(auth_client, metric):
     assert _snapshot(metric.pk) == before
 
 
+def test_patch_notes_the_database_cannot_store_is_400_and_nothing_changes(auth_client, metric):
+    before = _snapshot(metric.pk)
+    body = '{"notes": "a\\u0000b"}'  # raw JSON: the escape reaches the server as it is
+    response = auth_client.patch(detail_url(metric.pk), body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"notes": ["Null characters are not allowed."]}
+    assert _snapshot(metric.pk) == before
+
+
 def test_patch_metric_type_rechecks_unit_of_stored_value(auth_client, metric):
     response = auth_client.patch(detail_url(metric.pk), {"metric_type": "steps"}, format="json")
     assert response.status_code == 400

@@ -201,3 +201,14 @@ def test_expired_token_is_401(user):
     token["epoch"] = user.auth_epoch
     token.set_exp(lifetime=timedelta(seconds=-60))
     assert bearer(str(token)).get(ME).status_code == 401
+
+
+def test_logging_out_someone_elses_refresh_token_does_not_revoke_your_session(api_client):
+    UserFactory(username="ada")
+    UserFactory(username="bob")
+    ada = login(api_client, "ada").json()
+    bob = login(api_client, "bob").json()
+    response = bearer(ada["access"]).post(LOGOUT, {"refresh": bob["refresh"]}, format="json")
+    assert response.status_code == 204
+    assert bearer(ada["access"]).get(ME).status_code == 200  # Ada's session goes on
+    assert bearer(bob["access"]).get(ME).status_code == 401  # Bob's session ended

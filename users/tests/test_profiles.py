@@ -117,6 +117,18 @@ def test_other_users_username_is_404(auth_client, other_user):
     assert auth_client.get(f"/api/v1/users/username/{other_user.username}").status_code == 404
 
 
+@pytest.mark.parametrize("raw", ["a%00b", "%00"])
+def test_a_username_with_nul_is_404_and_audited(auth_client, user, raw):
+    """Found by fuzzing: %00 in the path reached PostgreSQL (a 500), and the audit row
+    naming it could not be written either."""
+    response = auth_client.get(f"/api/v1/users/username/{raw}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    event = AuditEvent.objects.get()
+    assert (event.action, event.actor_id) == ("denied", user.pk)
+    assert "\x00" not in event.object_ids[0] and "\x00" not in event.path
+
+
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])
 def test_cannot_change_or_delete_other_user(auth_client, other_user, method):
     response = getattr(auth_client, method)(detail(other_user.pk), {"first_name": "Hacked"}, format="json")

@@ -34,14 +34,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _fast_hashing_and_clean_cache(settings):
-    """Cheap password hashing (Argon2 has its own test), an empty cache per test, and
-    rate limits off (tests that exercise them switch them on: healthtrack/tests/test_ratelimit.py)."""
+    """Cheap password hashing (Argon2 has its own test), an empty cache per test, rate
+    limits off (tests that exercise them switch them on: healthtrack/tests/test_ratelimit.py),
+    and audit rows written on the request's own connection, inside the test's transaction
+    (the group-commit writer has its own tests: healthtrack/tests/test_audit_writer.py)."""
     from django.core.cache import cache
 
     from healthtrack.cache import breaker
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.RATE_LIMIT_ENABLED = False
+    settings.AUDIT_GROUP_COMMIT = False
     breaker.reset()
     cache.clear()
     yield

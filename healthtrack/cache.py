@@ -145,6 +145,27 @@ class ResilientRedisCache(RedisCache):
         locals()[_name] = _resilient(_name)
     del _name
 
+    def run_script(self, name: str, source: str, *, keys: list[str], args: list[Any]):
+        """Run a Lua script in one round trip: ``keys`` are full keys (``make_key``).
+
+        The script is registered once per cache instance (EVALSHA afterwards). Returns
+        None when Redis is unavailable, like the other operations' misses.
+        """
+        if not breaker.allows():
+            cache_unavailable_total.labels(operation=name).inc()
+            return None
+        scripts = self.__dict__.setdefault("_scripts", {})
+        try:
+            script = scripts.get(name)
+            if script is None:
+                script = scripts[name] = self.client.get_client(write=True).register_script(source)
+            with cache_operation_seconds.labels(operation=name).time():
+                return script(keys=keys, args=args)
+        except _CACHE_ERRORS as error:
+            breaker.trip(name, error)
+            cache_unavailable_total.labels(operation=name).inc()
+            return None
+
     def ping(self) -> bool:
         """Ask Redis directly, ignoring the breaker (health checks)."""
         try:

@@ -10,13 +10,18 @@ Sign-in and sign-up add ``RATE_LIMIT_AUTH_ATTEMPTS_PER_IP`` attempts a minute pe
 ``RATE_LIMIT_AUTH_ATTEMPTS_PER_USERNAME`` per (IP, username), see ``auth_attempt_limit``.
 A request refused by one limit is not counted by the limits after it.
 
-Counting is django-ratelimit's ``get_usage``: one ``ADD`` that creates the window's
-counter, then an atomic ``INCR`` (django-redis runs it as one Lua script). Unlike DRF's
-``SimpleRateThrottle`` (read a history, change it, write it back) nothing is lost when
-four workers count the same key at once, so a limit of 600 lets exactly 600 through.
-Windows are fixed per key: their end is offset from the minute by a hash of the key
-(django-ratelimit's jitter), and ``Retry-After`` is the number of seconds until the
-current window ends.
+Counters are django-ratelimit's: its keys and per-key windows, atomic ``INCR``s in the
+cache. Unlike DRF's ``SimpleRateThrottle`` (read a history, change it, write it back)
+nothing is lost when four workers count the same key at once, so a limit of 600 lets
+exactly 600 through. Windows are fixed per key: their end is offset from the minute by
+a hash of the key (django-ratelimit's jitter), and ``Retry-After`` is the number of
+seconds until the current window ends.
+
+On Redis the three API counters of a request are counted by one Lua script in one
+round trip (``INCR``, ``EXPIRE`` on a new key, stop at the first limit exceeded), on
+the same keys django-ratelimit's ``get_usage`` uses; counting them one ``get_usage``
+at a time costs six round trips, the largest cost of a cached API request. Elsewhere
+(the local-memory cache, sign-in attempts) ``get_usage`` counts.
 
 The client IP is ``healthtrack.net.client_ip`` (``TRUSTED_PROXY_COUNT``), so addresses
 a client writes into ``X-Forwarded-For`` itself never change which counter it hits;
@@ -35,17 +40,26 @@ import ipaddress
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import get_usage
-from rest_framework.exceptions import Throttled
-from rest_framework_simplejwt.exceptions import TokenBackendError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.state import token_backend
+from django_ratelimit import ALL
 
+# Private helpers of the pinned django-ratelimit: the batched counting below must use
+# exactly the keys and windows get_usage uses.
+from django_ratelimit import core as ratelimit_core
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
+from rest_framework.exceptions import Throttled
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from healthtrack.cache import ResilientRedisCache
 from healthtrack.errors import json_error
 from healthtrack.net import client_ip
+from users.authentication import PREFETCHED_CACHE_VALUES, bearer_token, validated_access_token
+from users.selectors import user_auth_snapshot_keys
 
 logger = logging.getLogger("healthtrack.ratelimit")
 
@@ -119,38 +133,116 @@ def bearer_user_id(request: HttpRequest) -> int | None:
     another user's budget; a signed token of a revoked session still counts against its
     own user, who is refused by authentication right after. Doing this here rather than
     after DRF authentication means a flood is refused before any cache or database work
-    for authentication, and limits also cover routes DRF never sees.
+    for authentication, and limits also cover routes DRF never sees. Authentication
+    reuses the decoded token (``validated_access_token`` decodes once per request).
     """
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    parts = header.split()
-    if len(parts) != 2 or parts[0] not in jwt_settings.AUTH_HEADER_TYPES:
+    raw_token = bearer_token(request)
+    if raw_token is None:
         return None
     try:
-        payload = token_backend.decode(parts[1], verify=True)
-    except TokenBackendError:
-        return None
-    if payload.get(jwt_settings.TOKEN_TYPE_CLAIM) != "access":
+        token = validated_access_token(request, raw_token)
+    except InvalidToken:
         return None
     try:
-        return int(payload.get(jwt_settings.USER_ID_CLAIM))
+        return int(token.get(jwt_settings.USER_ID_CLAIM))
     except (TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class Limit:
+    group: str
+    value: str
+    limit: int
+    period: int
+
+    def window(self) -> int:
+        return _get_window(self.value, self.period)
+
+    def cache_key(self, window: int) -> str:
+        return _make_cache_key(self.group, window, (self.limit, self.period), self.value, ALL)
+
+
+# KEYS: the counters in order, then keys to read; ARGV: the number of counters, then the
+# limit and lifetime of each. Counts each counter until one is over its limit (a
+# request refused by one limit is not counted by the later ones), then reads the other
+# keys. Returns the 1-based position of the limit exceeded (or 0), then the values read.
+_COUNT_SCRIPT = """
+local counters = tonumber(ARGV[1])
+local result = {0}
+for i = 1, counters do
+    local count = redis.call('INCR', KEYS[i])
+    if count == 1 then
+        redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+    end
+    if count > tonumber(ARGV[2 * i]) then
+        result[1] = i
+        break
+    end
+end
+for i = counters + 1, #KEYS do
+    result[#result + 1] = redis.call('GET', KEYS[i])
+end
+return result
+"""
+
+
+def rate_limits_wait(request: HttpRequest, limits: list[Limit], *, read: list[str] = ()) -> int | None:
+    """Count one request against ``limits`` in order; seconds to wait if one is exceeded.
+
+    On Redis this is one round trip, which also reads the cache keys ``read`` and
+    leaves their values in ``request`` for authentication (``PREFETCHED_CACHE_VALUES``).
+    """
+    redis_cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    if not isinstance(redis_cache, ResilientRedisCache):
+        for limit in limits:
+            wait = rate_limit_hit(
+                request, group=limit.group, value=limit.value, limit=limit.limit, period=limit.period
+            )
+            if wait is not None:
+                return wait
+        return None
+    windows = [limit.window() for limit in limits]
+    keys = [
+        redis_cache.make_key(limit.cache_key(window)) for limit, window in zip(limits, windows, strict=True)
+    ]
+    args = [len(limits)] + [
+        value for limit in limits for value in (limit.limit, limit.period + EXPIRATION_FUDGE)
+    ]
+    result = redis_cache.run_script(
+        "ratelimit-count", _COUNT_SCRIPT, keys=keys + [redis_cache.make_key(key) for key in read], args=args
+    )
+    if result is None:
+        fail_open_warning.emit(limits[0].group)
+        return None
+    exceeded, values = result[0], result[1:]
+    if read and not exceeded:
+        decode = redis_cache.client.decode
+        setattr(
+            request,
+            PREFETCHED_CACHE_VALUES,
+            {key: None if value is None else decode(value) for key, value in zip(read, values, strict=True)},
+        )
+    if not exceeded:
+        return None
+    # The window named by its last second ``w`` covers up to and including ``w``; the
+    # clock is django-ratelimit's, the one its windows are cut by.
+    return max(1, windows[exceeded - 1] - int(ratelimit_core.time.time()) + 1)
 
 
 def api_rate_limit_wait(request: HttpRequest) -> int | None:
     """Count an API request against the IP and user limits; seconds to wait if over."""
     ip = rate_limit_ip(request)
     per_minute = settings.RATE_LIMIT_REQUESTS_PER_MINUTE
-    wait = rate_limit_hit(
-        request, group="api:ip:second", value=ip, limit=settings.RATE_LIMIT_REQUESTS_PER_SECOND, period=SECOND
-    )
-    if wait is None:
-        wait = rate_limit_hit(request, group="api:ip:minute", value=ip, limit=per_minute, period=MINUTE)
-    if wait is None and (user_id := bearer_user_id(request)) is not None:
-        wait = rate_limit_hit(
-            request, group="api:user:minute", value=f"user:{user_id}", limit=per_minute, period=MINUTE
-        )
-    return wait
+    limits = [
+        Limit("api:ip:second", ip, settings.RATE_LIMIT_REQUESTS_PER_SECOND, SECOND),
+        Limit("api:ip:minute", ip, per_minute, MINUTE),
+    ]
+    read: list[str] = []
+    if (user_id := bearer_user_id(request)) is not None:
+        limits.append(Limit("api:user:minute", f"user:{user_id}", per_minute, MINUTE))
+        read = user_auth_snapshot_keys(user_id)
+    return rate_limits_wait(request, limits, read=read)
 
 
 def throttled_detail(wait: int) -> str:

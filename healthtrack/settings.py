@@ -88,8 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First and last: request counts and latencies per view for /metrics.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outermost: request counts, statuses and latencies per view for /metrics.
+    "healthtrack.observability.RequestMetricsMiddleware",
     "healthtrack.middleware.RequestIdMiddleware",
     "healthtrack.middleware.RequestLogMiddleware",
     "healthtrack.observability.MetricsEndpointMiddleware",
@@ -105,7 +105,6 @@ MIDDLEWARE = [
     "healthtrack.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "healthtrack.urls"
@@ -165,6 +164,11 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"].setdefault("timeout", 20)
     _db["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The audit trail's group commit (healthtrack.audit.AuditWriter): each request still
+# waits until its row is committed. On by default on PostgreSQL; SQLite has one writer.
+AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=_db["ENGINE"].endswith("postgresql"))
+AUDIT_WRITE_TIMEOUT = env.float("AUDIT_WRITE_TIMEOUT", default=5.0)
 
 # --- Cache ----------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -47,8 +47,9 @@ class HealthInsight(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["user", "-created_at"], name="insight_user_time"),
-            models.Index(fields=["user", "is_read", "-created_at"], name="insight_user_read_time"),
+            # In the list's exact order (id breaks ties): a page comes straight off the index.
+            models.Index(fields=["user", "-created_at", "-id"], name="insight_user_time"),
+            models.Index(fields=["user", "is_read", "-created_at", "-id"], name="insight_user_read_time"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -21,8 +21,9 @@ class MealType(models.TextChoices):
 class NutritionLog(models.Model):
     """A meal, snack or drink. Carries calories, a macro or water (at least one)."""
 
+    # No index of its own: every index below starts with the user.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="nutrition_logs"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="nutrition_logs", db_index=False
     )
     meal_type = models.CharField(max_length=16, choices=MealType.choices)
     description = models.CharField(max_length=500, blank=True, default="")
@@ -38,7 +39,8 @@ class NutritionLog(models.Model):
 
     class Meta:
         ordering = ["-logged_at", "-id"]
-        indexes = [models.Index(fields=["user", "-logged_at"], name="nutrition_user_time")]
+        # In the list's exact order (id breaks ties): a page comes straight off the index.
+        indexes = [models.Index(fields=["user", "-logged_at", "-id"], name="nutrition_user_time")]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "source", "external_id"],

@@ -4,35 +4,81 @@ simplejwt checks the signature, expiry and token type; the user comes from the c
 authentication snapshot (``users.selectors``), which also carries what ends a token
 early: deactivation, the token epoch (bumped by a password change) and signed-out
 sessions. Each of those takes effect on the very next request.
+
+A token is decoded once per request (``validated_access_token``): the rate limiter,
+which runs first, and authentication share the result. Decoding is the expensive part
+of a cached request (PyJWT checks every character of the token).
 """
 
 from __future__ import annotations
 
+from django.http import HttpRequest
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
 
 from users.selectors import user_auth_snapshot, user_from_snapshot
 
 SESSION_CLAIM = "sid"
 EPOCH_CLAIM = "epoch"
+_MEMO = "_healthtrack_access_token"
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    """The raw token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    parts = request.META.get(api_settings.AUTH_HEADER_NAME, "").split()
+    if len(parts) != 2 or parts[0] not in api_settings.AUTH_HEADER_TYPES:
+        return None
+    return parts[1]
+
+
+def validated_access_token(request: HttpRequest, raw_token: str) -> AccessToken:
+    """``raw_token`` checked (signature, expiry, type) once per request; InvalidToken if not."""
+    memo = getattr(request, _MEMO, None)
+    if memo is None or memo[0] != raw_token:
+        try:
+            memo = (raw_token, AccessToken(raw_token), None)
+        except TokenError as error:
+            memo = (raw_token, None, error)
+        setattr(request, _MEMO, memo)
+    _, token, error = memo
+    if error is not None:
+        raise InvalidToken({"detail": str(error), "code": "token_not_valid"}) from None
+    return token
+
+
+# Cache values read ahead for this request (healthtrack.ratelimit fetches the caller's
+# snapshot keys in the round trip that counts the request).
+PREFETCHED_CACHE_VALUES = "_healthtrack_prefetched_cache"
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
+    _prefetched: dict | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        # simplejwt looks the user model up on every request; get_user below never uses it.
+        pass
+
     def authenticate(self, request):
-        result = super().authenticate(request)
-        if result is not None:
-            user, _ = result
-            context = getattr(getattr(request, "_request", request), "log_context", None)
-            if context is not None:
-                context.user_id = user.pk
-        return result
+        http_request = getattr(request, "_request", request)
+        raw_token = bearer_token(http_request)
+        if raw_token is None:
+            return None
+        token = validated_access_token(http_request, raw_token)
+        self._prefetched = getattr(http_request, PREFETCHED_CACHE_VALUES, None)
+        user = self.get_user(token)
+        context = getattr(http_request, "log_context", None)
+        if context is not None:
+            context.user_id = user.pk
+        return user, token
 
     def get_user(self, validated_token):
         try:
             user_id = int(validated_token["user_id"])
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("Token contained no recognizable user identification") from None
-        snapshot = user_auth_snapshot(user_id=user_id)
+        snapshot = user_auth_snapshot(user_id=user_id, prefetched=self._prefetched)
         if snapshot is None or not snapshot["is_active"]:
             raise AuthenticationFailed("User is inactive or deleted.", code="user_inactive")
         if validated_token.get(EPOCH_CLAIM) != snapshot["auth_epoch"]:

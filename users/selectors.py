@@ -49,10 +49,20 @@ def user_auth_snapshot_build(*, user_id: int) -> dict[str, Any] | None:
     return row
 
 
-def user_auth_snapshot(*, user_id: int) -> dict[str, Any] | None:
-    """The user's snapshot: one cache round trip when warm, the database otherwise."""
+def user_auth_snapshot_keys(user_id: int) -> list[str]:
+    """The cache keys ``user_auth_snapshot`` reads, for callers that fetch them early
+    (the rate limiter reads them in the same round trip as its counters)."""
+    return [_auth_version_key(user_id), _auth_snapshot_key(user_id)]
+
+
+def user_auth_snapshot(*, user_id: int, prefetched: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The user's snapshot: one cache round trip when warm (none when ``prefetched``
+    holds its keys), the database otherwise."""
     version_key, snapshot_key = _auth_version_key(user_id), _auth_snapshot_key(user_id)
-    found = cache.get_many([version_key, snapshot_key])
+    if prefetched is not None and version_key in prefetched and snapshot_key in prefetched:
+        found = prefetched
+    else:
+        found = cache.get_many([version_key, snapshot_key])
     version = found.get(version_key)
     snapshot = found.get(snapshot_key)
     if version is not None and snapshot is not None and snapshot.get("v") == version:

@@ -1,6 +1,7 @@
 import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from healthtrack.models import AuditEvent
@@ -169,3 +170,32 @@ def test_recent_sample_round_trips_microseconds(auth_client, user):
     HealthMetricFactory(user=user, recorded_at=moment)
     row = auth_client.get(list_url(user.pk)).json()["results"][0]
     assert row["recorded_at"] == moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="query plans are PostgreSQL's (CI runs PostgreSQL)"
+)
+def test_a_page_is_read_off_the_index_not_sorted(auth_client, user):
+    """With many samples, the newest page must come from the (user, -recorded_at, -id)
+    index: sorting all of a heavy Apple Health importer's rows took milliseconds."""
+    from metrics.selectors import metric_list
+
+    start = timezone.now() - datetime.timedelta(days=400)
+    HealthMetric.objects.bulk_create(
+        HealthMetric(
+            user=user,
+            metric_type="steps",
+            value=i,
+            unit="count",
+            recorded_at=start + datetime.timedelta(hours=i),
+        )
+        for i in range(5000)
+    )
+    queryset = metric_list(user_id=user.pk)[:50]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE metrics_healthmetric")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index" in plan, plan
+    assert "Sort" not in plan, plan

@@ -1,0 +1,116 @@
+"""The audit trail's group commit: requests wait until their row is committed."""
+
+import threading
+from unittest import mock
+
+import pytest
+from django.db import DatabaseError
+
+from healthtrack import audit
+from healthtrack.audit import AuditEntry, AuditWriteError, AuditWriter, audit_row
+from healthtrack.models import AuditEvent
+from users.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _writers_release_their_connections(monkeypatch):
+    """Each writer keeps a connection; end them so the test database can be dropped."""
+    made: list[AuditWriter] = [audit.audit_writer]
+    original_init = AuditWriter.__init__
+
+    def tracked_init(self):
+        original_init(self)
+        made.append(self)
+
+    monkeypatch.setattr(AuditWriter, "__init__", tracked_init)
+    yield
+    for writer in made:
+        writer.stop()
+
+
+def _row(request_id: str) -> tuple:
+    request = mock.Mock(
+        method="GET", path="/api/v1/x", headers={"User-Agent": "test"}, META={"REMOTE_ADDR": "10.0.0.7"}
+    )
+    request.request_id = request_id
+    request.user.is_authenticated = False
+    request._healthtrack_client_ip = "10.0.0.7"
+    entry = AuditEntry(action="read", resource_type="metric", subject_id=5, object_ids=["1", "2"])
+    return audit_row(request=request, entry=entry, status=200)
+
+
+def test_rows_from_many_threads_are_all_committed_before_write_returns():
+    writer = AuditWriter()
+    errors: list[Exception] = []
+
+    def write(number: int) -> None:
+        try:
+            writer.write(_row(f"req-{number}"), timeout=10)
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(AuditEvent.objects.values_list("request_id", flat=True)) == sorted(
+        f"req-{n}" for n in range(40)
+    )
+    event = AuditEvent.objects.get(request_id="req-7")
+    assert (event.action, event.subject_id, event.object_ids, event.ip, event.status) == (
+        "read", 5, ["1", "2"], "10.0.0.7", 200,
+    )  # fmt: skip
+
+
+def test_a_failed_commit_is_reported_to_the_waiting_request_and_the_writer_goes_on():
+    writer = AuditWriter()
+    with (
+        mock.patch.object(audit, "audit_rows_insert", side_effect=DatabaseError("down")),
+        pytest.raises(AuditWriteError, match="down"),
+    ):
+        writer.write(_row("lost"), timeout=10)
+    writer.write(_row("after"), timeout=10)
+    assert list(AuditEvent.objects.values_list("request_id", flat=True)) == ["after"]
+
+
+def test_a_broken_connection_is_replaced_and_the_row_still_committed():
+    writer = AuditWriter()
+    real_insert = audit.audit_rows_insert
+    calls = []
+
+    def flaky(rows, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise DatabaseError("server closed the connection unexpectedly")
+        return real_insert(rows, **kwargs)
+
+    with mock.patch.object(audit, "audit_rows_insert", side_effect=flaky):
+        writer.write(_row("retried"), timeout=10)
+    assert calls == [1, 1]
+    assert AuditEvent.objects.filter(request_id="retried").exists()
+
+
+def test_a_forked_process_starts_its_own_writer_thread():
+    writer = AuditWriter()
+    writer.write(_row("parent"), timeout=10)
+    parent_queue = writer._queue
+    writer._pid = -1  # as seen from a child process after fork: the thread did not survive
+    writer.write(_row("child"), timeout=10)
+    assert writer._queue is not parent_queue
+    assert AuditEvent.objects.count() == 2
+    stopped = threading.Event()
+    parent_queue.put((audit._STOP, stopped, []))  # end the parent's thread in this test
+    assert stopped.wait(10)
+
+
+def test_the_middleware_commits_through_the_writer(settings, make_client):
+    settings.AUDIT_GROUP_COMMIT = True
+    user = UserFactory()
+    response = make_client(user).get("/api/v1/users/me")
+    assert response.status_code == 200
+    event = AuditEvent.objects.get()
+    assert (event.action, event.subject_id, event.actor_id) == ("read", user.pk, user.pk)

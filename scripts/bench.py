@@ -550,12 +550,23 @@ def log_offset(server: Server) -> int:
         return 0
 
 
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), -(-len(sorted_values) * p // 100)))
+    return sorted_values[int(rank) - 1]
+
+
 def log_window(server: Server, start: int) -> dict:
-    """Statuses from gunicorn's JSON access log, and worker restarts, since ``start``."""
+    """What gunicorn's JSON access log says since ``start``: statuses, the time each request
+    took inside gunicorn (``duration_ms``: from the request read to the response written,
+    without the wait in the listen backlog), worker restarts and logged problems."""
     with open(server.log_path, "rb") as log_file:
         log_file.seek(start)
         data = log_file.read()
     statuses: dict[str, int] = {}
+    durations: list[float] = []
     restarts = 0
     problems = []
     for raw in data.splitlines():
@@ -567,6 +578,8 @@ def log_window(server: Server, start: int) -> dict:
         if logger == "gunicorn.access":
             key = str(line.get("status"))
             statuses[key] = statuses.get(key, 0) + 1
+            if isinstance(line.get("duration_ms"), int | float):
+                durations.append(line["duration_ms"])
         elif "Autorestarting worker" in str(line.get("message", "")):
             restarts += 1
         elif line.get("level") in ("ERROR", "CRITICAL") or (
@@ -574,9 +587,11 @@ def log_window(server: Server, start: int) -> dict:
         ):
             problems.append(str(line.get("message"))[:200])
     non_2xx = sum(count for status, count in statuses.items() if not status.startswith("2"))
+    durations.sort()
     return {
         "requests": sum(statuses.values()),
         "statuses": statuses,
+        "server_time_ms": {"p50": percentile(durations, 50), "p99": percentile(durations, 99)},
         "non_2xx": non_2xx,
         "worker_restarts": restarts,
         "problems": problems[:5],
@@ -1078,7 +1093,8 @@ def markdown(report: dict) -> str:
         "",
         f"Machine: {_machine_line(machine)}",
         "",
-        f"Load average before the run: {report['load_before']}; after: {report['load_after']}.",
+        f"Load average before the run: {report['load_before']}; after: {report['load_after']}. "
+        f"Wall time: {report['timings_s']['total']:.0f} s.",
         "",
         *table_lines(report["verdicts"]),
         "",
@@ -1088,13 +1104,17 @@ def markdown(report: dict) -> str:
         "",
         "## Where the time goes",
         "",
-        "Per request: counters from the app's /metrics. CPU: cores used on average during the run, by "
-        "gunicorn (master and workers), the benchmark database's PostgreSQL backends, the load "
-        "generator, and everything else on the machine (Redis, kernel, other processes).",
+        "Latency is wrk's, from the client; \"in gunicorn\" is the access log's duration of each "
+        "request inside the server (without the wait for a worker). Per request: counters from the "
+        "app's /metrics. CPU: cores used on average during the run, by gunicorn (master and "
+        "workers), the benchmark database's PostgreSQL backends, the load generator, and everything "
+        "else on the machine (Redis, the kernel, other processes: a large share means the run was "
+        "disturbed).",
         "",
-        "| run | req/s | p90 ms | max ms | DB queries | Redis round trips | cache sets | gunicorn CPU "
-        "| PostgreSQL CPU | wrk CPU | other CPU | machine busy | worker restarts |",
-        "|" + "---|" * 13,
+        "| run | req/s | p90 ms | max ms | in gunicorn p50/p99 ms | DB queries | Redis round trips "
+        "| cache sets | gunicorn CPU | PostgreSQL CPU | wrk CPU | other CPU | machine busy "
+        "| worker restarts |",
+        "|" + "---|" * 14,
     ]
     runs = [
         ("ceiling (before)", ceiling["before"]),
@@ -1105,8 +1125,10 @@ def markdown(report: dict) -> str:
         per = result.get("per_request") or {}
         latency = result["latency_ms"]
         redis = f"{_cell(per.get('redis_ops'))}{_paren(redis_breakdown(per))}"
+        inside = result["server_log"]["server_time_ms"]
         lines.append(
             f"| {name} | {result['rps']:,.0f} | {latency['p90']} | {latency['max']} "
+            f"| {inside['p50']}/{inside['p99']} "
             f"| {_cell(per.get('db_queries'))} | {redis} "
             f"| {_cell(per.get('cache_sets'))} | {_cpu_cells(result['resources'])} "
             f"| {result['server_log']['worker_restarts']} |"
@@ -1114,14 +1136,19 @@ def markdown(report: dict) -> str:
     mixed = report.get("mixed")
     if mixed:
         overall = mixed["overall"]
+        server_time = mixed["server_log_incl_warmup"]["server_time_ms"]
+        answered_rate = overall["answered_2xx"] / mixed["duration_s"]
         lines += [
             "",
             f"## Mixed traffic: {mixed['rate']:g} req/s, {mixed['duration_s']:g} s measured after "
             f"{mixed['warmup_s']:g} s of warm-up (open loop)",
             "",
-            f"Sent at {mixed['sent_rate']} req/s over {mixed['connections_opened']} connections; generator "
-            f"lag p99 {overall['send_lag_ms']['p99']} ms, max {overall['send_lag_ms']['max']} ms. "
-            "Latency counts from the moment each request was due.",
+            f"Sent at {mixed['sent_rate']} req/s over {mixed['connections_opened']} connections (generator "
+            f"lag p99 {overall['send_lag_ms']['p99']} ms, max {overall['send_lag_ms']['max']} ms); answered "
+            f"2xx within {mixed['timeout_s']:g} s: {answered_rate:.1f} req/s. "
+            f"Time inside gunicorn (warm-up included): p50 {server_time['p50']} ms, p99 {server_time['p99']} "
+            "ms. Latency counts from the moment each request was due; requests abandoned after "
+            f"{mixed['timeout_s']:g} s are errors and count in the percentiles at that time.",
             "",
             "| route | requests | p50 ms | p90 ms | p99 ms | max ms | errors | statuses |",
             "|---|---|---|---|---|---|---|---|",
@@ -1180,7 +1207,7 @@ def parse_args(argv=None):
     parser.add_argument("--users", type=int, default=1000, help="demo people to seed (default 1000)")
     parser.add_argument("--days", type=int, default=30, help="days of data per person (default 30)")
     parser.add_argument(
-        "--people", type=int, default=100, help="people signed in to send requests (default 100)"
+        "--people", type=int, default=50, help="people signed in to send requests (default 50)"
     )
     parser.add_argument(
         "--duration", type=int, default=15, help="measured seconds per wrk route (default 15)"
@@ -1230,6 +1257,14 @@ def run(args) -> int:
     servers: list[Server] = []
     sampler = None
     keep = False
+    timings: dict[str, float] = {}
+    clock = [time.monotonic()]
+
+    def lap(name: str) -> None:
+        now = time.monotonic()
+        timings[name] = round(now - clock[0], 1)
+        clock[0] = now
+
     try:
         if args.skip_seed:
             log(f"Reusing {database.vendor} database {database.name}; migrating")
@@ -1252,6 +1287,7 @@ def run(args) -> int:
             }
             log(seeded["output"][-1] if seeded["output"] else "seeded")
         redis_version = redis_flush_and_version(args.redis_url)
+        lap("database")
 
         app = start_server("app", "healthtrack.wsgi", env, run_dir, "/health")
         servers.append(app)
@@ -1268,6 +1304,7 @@ def run(args) -> int:
         )
         sampler = MemorySampler(app.master_pid)
         sampler.start()
+        lap("servers")
 
         log(f"Signing in {min(args.people, args.users)} demo people")
         people = sign_in_people(app, users=args.users, count=args.people)
@@ -1281,6 +1318,7 @@ def run(args) -> int:
         write_epoch = now - WRK_WRITES_DAYS_BACK * 86_400
         check_routes(app, people, write_epoch, shared_cache=bool(args.redis_url))
         log("Every route answered as expected")
+        lap("sign_in_and_checks")
 
         ceiling_before = measure_route(args, ceiling, None, "ceiling", people_file, write_epoch)
         routes = {}
@@ -1288,8 +1326,10 @@ def run(args) -> int:
             if route.name in args.routes:
                 routes[route.name] = measure_route(args, app, database, route.name, people_file, write_epoch)
         ceiling_after = measure_route(args, ceiling, None, "ceiling", people_file, write_epoch)
+        lap("wrk_runs")
         mixed = measure_mixed(args, app, database, people, run_dir, now) if "mixed" in args.routes else None
 
+        lap("mixed")
         sampler.stop()
         workers = worker_memory(app, sampler)
         mean_rps = (ceiling_before["rps"] + ceiling_after["rps"]) / 2
@@ -1342,6 +1382,7 @@ def run(args) -> int:
                 "mean_rps": round(mean_rps, 1),
                 "drift": round((ceiling_after["rps"] - ceiling_before["rps"]) / ceiling_before["rps"], 4),
             },
+            "timings_s": timings | {"total": round(sum(timings.values()), 1)},
             "routes": routes,
             "mixed": mixed,
             "memory": {
@@ -1363,6 +1404,7 @@ def run(args) -> int:
             f"(drift {report['ceiling']['drift']:+.1%}); load average {load_before} -> {report['load_after']}"
         )
         print(f"Written: {md_path.relative_to(ROOT) if md_path.is_relative_to(ROOT) else md_path} and .json")
+        print(f"Wall time {report['timings_s']['total']:.0f} s: {timings}")
         if args.keep:
             keep = True
             print(

@@ -19,7 +19,9 @@
 //          base_epoch, mix: {route: weight, ...},
 //          people: [{user_id, username, token, metric_ids: [...]}, ...]}
 // Output (stdout, one JSON object): overall and per-route counts, statuses, errors and
-// latency percentiles (ms) of the requests due after the warm-up.
+// latency percentiles (ms) of the requests due after the warm-up. Requests abandoned after
+// timeout_s count as errors and stay in the latency percentiles at the time they were
+// given up; other socket errors count as errors only.
 
 'use strict'
 
@@ -221,6 +223,9 @@ function summarise (indexes) {
     lag.push(sentAt[i] - dueAt[i])
     if (errorCode[i] !== null) {
       socketErrors[errorCode[i]] = (socketErrors[errorCode[i]] || 0) + 1
+      // An abandoned request waited at least timeout_s: it stays in the distribution (at
+      // the time it was given up), so an overloaded server cannot show a flattering p99.
+      if (errorCode[i] === 'TIMEOUT') latency.push(doneAt[i] - dueAt[i])
       continue
     }
     statuses[status[i]] = (statuses[status[i]] || 0) + 1
@@ -237,6 +242,7 @@ function summarise (indexes) {
     non_2xx: non2xx,
     socket_errors: socketErrors,
     errors: non2xx + socketErrorCount,
+    answered_2xx: Object.entries(statuses).reduce((sum, [code, n]) => sum + (code[0] === '2' ? n : 0), 0),
     latency_ms: {
       p50: round(percentile(latency, 50)),
       p90: round(percentile(latency, 90)),
@@ -263,6 +269,7 @@ function report () {
     rate,
     duration_s: Number(config.duration_s),
     warmup_s: Number(config.warmup_s || 0),
+    timeout_s: timeoutMs / 1000,
     connections_opened: connections,
     max_connections: config.max_connections || 64,
     sent_rate: sendSpan > 0 ? Math.round(((measured.length - 1) / sendSpan) * 100) / 100 : null,

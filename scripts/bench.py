@@ -558,6 +558,29 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[int(rank) - 1]
 
 
+# Access-log paths -> the mixed run's route names, to see where the server's time goes.
+ROUTE_PATTERNS = [
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"^GET /api/v1/recommendations/\d+$", "recommendations"),
+        (r"^GET /api/v1/health-metrics/summary$", "metric_summary"),
+        (r"^GET /api/v1/health-metrics/user/\d+$", "metric_list"),
+        (r"^GET /api/v1/health-metrics/\d+$", "metric_get"),
+        (r"^GET /api/v1/health-goals/user/\d+$", "goal_list"),
+        (r"^GET /api/v1/nutrition-logs/user/\d+$", "nutrition_list"),
+        (r"^POST /api/v1/health-metrics$", "metric_create"),
+        (r"^POST /api/v1/health-metrics/bulk$", "metric_bulk"),
+        (r"^POST /api/v1/nutrition-logs$", "nutrition_create"),
+        (r"^POST /api/v1/auth/token$", "login"),
+    )
+]
+
+
+def route_of(method: str, path: str) -> str:
+    line = f"{method} {path}"
+    return next((name for pattern, name in ROUTE_PATTERNS if pattern.match(line)), "other")
+
+
 def log_window(server: Server, start: int) -> dict:
     """What gunicorn's JSON access log says since ``start``: statuses, the time each request
     took inside gunicorn (``duration_ms``: from the request read to the response written,
@@ -567,6 +590,7 @@ def log_window(server: Server, start: int) -> dict:
         data = log_file.read()
     statuses: dict[str, int] = {}
     durations: list[float] = []
+    by_route: dict[str, list[float]] = {}
     restarts = 0
     problems = []
     for raw in data.splitlines():
@@ -580,6 +604,8 @@ def log_window(server: Server, start: int) -> dict:
             statuses[key] = statuses.get(key, 0) + 1
             if isinstance(line.get("duration_ms"), int | float):
                 durations.append(line["duration_ms"])
+                route = route_of(str(line.get("method")), str(line.get("path")))
+                by_route.setdefault(route, []).append(line["duration_ms"])
         elif "Autorestarting worker" in str(line.get("message", "")):
             restarts += 1
         elif line.get("level") in ("ERROR", "CRITICAL") or (
@@ -588,10 +614,21 @@ def log_window(server: Server, start: int) -> dict:
             problems.append(str(line.get("message"))[:200])
     non_2xx = sum(count for status, count in statuses.items() if not status.startswith("2"))
     durations.sort()
+    for values in by_route.values():
+        values.sort()
     return {
         "requests": sum(statuses.values()),
         "statuses": statuses,
         "server_time_ms": {"p50": percentile(durations, 50), "p99": percentile(durations, 99)},
+        "server_time_by_route": {
+            route: {
+                "requests": len(values),
+                "p50_ms": percentile(values, 50),
+                "p99_ms": percentile(values, 99),
+                "total_s": round(sum(values) / 1000, 1),
+            }
+            for route, values in sorted(by_route.items())
+        },
         "non_2xx": non_2xx,
         "worker_restarts": restarts,
         "problems": problems[:5],
@@ -894,6 +931,10 @@ def measure_mixed(
     except (ValueError, IndexError):
         raise HarnessError(f"fixed_rate.js gave no result:\n{stdout[-1500:]}\n{stderr[-1500:]}") from None
     result["server_log_incl_warmup"] = phase.log
+    # Requests gunicorn finished per second over the run (warm-up and tail included, and
+    # requests the client had already given up on): when the offered rate is more than the
+    # server can do, this is its capacity for the mix.
+    result["served_rps"] = round(phase.log["requests"] / phase.seconds, 1)
     result["per_request_incl_warmup"] = counters_per_request(
         phase.counters_before, phase.counters_after, phase.log["requests"]
     )
@@ -1145,22 +1186,32 @@ def markdown(report: dict) -> str:
             "",
             f"Sent at {mixed['sent_rate']} req/s over {mixed['connections_opened']} connections (generator "
             f"lag p99 {overall['send_lag_ms']['p99']} ms, max {overall['send_lag_ms']['max']} ms); answered "
-            f"2xx within {mixed['timeout_s']:g} s: {answered_rate:.1f} req/s. "
+            f"2xx within {mixed['timeout_s']:g} s: {answered_rate:.1f} req/s; gunicorn finished "
+            f"{mixed['served_rps']} req/s over the run (its capacity for this mix when that is below the "
+            "offered rate). "
             f"Time inside gunicorn (warm-up included): p50 {server_time['p50']} ms, p99 {server_time['p99']} "
             "ms. Latency counts from the moment each request was due; requests abandoned after "
             f"{mixed['timeout_s']:g} s are errors and count in the percentiles at that time.",
             "",
-            "| route | requests | p50 ms | p90 ms | p99 ms | max ms | errors | statuses |",
-            "|---|---|---|---|---|---|---|---|",
+            "| route | requests | p50 ms | p90 ms | p99 ms | max ms | errors | statuses "
+            "| in gunicorn p50/p99 ms (whole run) | gunicorn thread-seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
+        inside_by_route = mixed["server_log_incl_warmup"]["server_time_by_route"]
         for name, result in [("all", overall), *mixed["routes"].items()]:
             latency = result["latency_ms"]
             statuses = ", ".join(f"{code}: {count}" for code, count in sorted(result["statuses"].items()))
             if result["socket_errors"]:
                 statuses += "; " + ", ".join(f"{code}: {n}" for code, n in result["socket_errors"].items())
+            inside = (
+                {"p50_ms": server_time["p50"], "p99_ms": server_time["p99"], "total_s": None}
+                if name == "all"
+                else inside_by_route.get(name, {})
+            )
             lines.append(
                 f"| {name} | {result['requests']} | {latency['p50']} | {latency['p90']} | {latency['p99']} "
-                f"| {latency['max']} | {result['errors']} | {statuses} |"
+                f"| {latency['max']} | {result['errors']} | {statuses} "
+                f"| {inside.get('p50_ms')}/{inside.get('p99_ms')} | {_cell(inside.get('total_s'))} |"
             )
         per = mixed.get("per_request_incl_warmup") or {}
         resources = mixed["resources"]
@@ -1411,6 +1462,11 @@ def run(args) -> int:
                 f"\nServers left running (--keep): app {app.url} (master pid {app.master_pid}), "
                 f"ceiling {ceiling.url} (master pid {ceiling.master_pid}).\n"
                 f"Tokens: {people_file} (user_id<TAB>token, valid 4 h). Logs: {run_dir}.\n"
+                f"Load a route again (ceiling|recommendations|summary|list|create|bulk):\n"
+                f"  wrk -t{args.wrk_threads} -c{args.connections} -d30s --timeout 10s -s {WRK_SCRIPT} "
+                f"{app.url} -- summary {people_file} {write_epoch}\n"
+                f"Workers to attach a profiler to (e.g. py-spy record --pid PID): "
+                f"{' '.join(map(str, app.workers()))}\n"
                 f"Stop them with: kill {app.master_pid} {ceiling.master_pid}"
             )
         missed = [row["route"] for row in report["verdicts"] if not row["passed"]]

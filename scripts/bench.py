@@ -1038,6 +1038,7 @@ def verdicts(report: dict) -> list[dict]:
                 "p50_ms": measured["latency_ms"]["p50"],
                 "p99_ms": measured["latency_ms"]["p99"],
                 "errors": measured["errors"],
+                "other_cores": measured["resources"]["other_cores"],
             }
         )
     mixed = report.get("mixed")
@@ -1056,6 +1057,7 @@ def verdicts(report: dict) -> list[dict]:
                 "p50_ms": overall["latency_ms"]["p50"],
                 "p99_ms": overall["latency_ms"]["p99"],
                 "errors": overall["errors"],
+                "other_cores": mixed["resources"]["other_cores"],
             }
         )
     workers = report["memory"]["workers"]
@@ -1081,6 +1083,17 @@ def _cell(value, fmt: str = "{}") -> str:
     return "" if value is None else fmt.format(value)
 
 
+# Cores used by processes other than gunicorn, PostgreSQL's benchmark backends and the load
+# generator above which a run is marked as disturbed (a quiet machine shows 0.03-0.2).
+DISTURBED_CORES = 0.25
+
+
+def _disturbance(other_cores: float | None) -> str:
+    if other_cores is None:
+        return ""
+    return f"{other_cores} (disturbed)" if other_cores > DISTURBED_CORES else f"{other_cores}"
+
+
 def table_lines(rows: list[dict]) -> list[str]:
     header = [
         "route",
@@ -1091,6 +1104,7 @@ def table_lines(rows: list[dict]) -> list[str]:
         "p50 ms",
         "p99 ms",
         "errors",
+        "other CPU",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -1103,6 +1117,7 @@ def table_lines(rows: list[dict]) -> list[str]:
             _cell(row["p50_ms"]),
             _cell(row["p99_ms"]),
             _cell(row["errors"]),
+            _disturbance(row.get("other_cores")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

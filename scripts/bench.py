@@ -180,6 +180,10 @@ def run_tool(command: list[str], *, timeout: float) -> tuple[str, str]:
         process.kill()
         process.communicate()
         raise HarnessError(f"{Path(command[0]).name} did not finish within {timeout:.0f} s") from None
+    except BaseException:  # Ctrl-C, SIGTERM: the load stops with us
+        process.kill()
+        process.wait()
+        raise
     return stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
 
@@ -1515,6 +1519,8 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    # Also when started in the background by a shell, which leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(args)
     except HarnessError as error:

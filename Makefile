@@ -56,6 +56,12 @@ format: install
 seed: migrate
 	$(MANAGE) seed_demo_data --users $${USERS:-100} --days $${DAYS:-30}
 
+# Throughput against the ceiling of the stack, fixed-rate mixed traffic, worker memory:
+# docs/performance.md. PostgreSQL ht_bench (dropped and seeded) + Redis DB 9 by default;
+# needs wrk and node. E.g. make bench BENCH_ARGS="--skip-seed --routes summary,mixed"
+bench: install
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
 # Seeds 10,000 people x 30 days (once; reused after) and times compute_insights. Use a
 # dedicated database: DATABASE_URL=postgres://.../ht_insights_bench make bench-insights
 bench-insights: install

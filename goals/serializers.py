@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from goals.models import GoalStatus, GoalType, HealthGoal, Priority
 from goals.services import goal_progress_of
-from healthtrack.serializers import StrictFieldsMixin
+from healthtrack.serializers import StrictFieldsMixin, iso_datetime
 from metrics.registry import METRIC_TYPE_CHOICES
 
 TITLE_MAX_LENGTH = 200
@@ -64,6 +64,38 @@ class HealthGoalSerializer(serializers.Serializer):
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_progress_percent(self, goal: HealthGoal) -> float | None:
         return goal_progress_of(goal)
+
+
+GOAL_FIELDS = (
+    "id",
+    "user_id",
+    "goal_type",
+    "title",
+    "description",
+    "metric_type",
+    "start_value",
+    "current_value",
+    "target_value",
+    "unit",
+    "priority",
+    "status",
+    "target_date",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def goal_as_dict(goal: HealthGoal) -> dict:
+    """``HealthGoalSerializer(goal).data`` without building a serializer per goal
+    (tests hold the two equal)."""
+    row = {name: getattr(goal, name) for name in GOAL_FIELDS}
+    row["metric_type"] = row["metric_type"] or None
+    row["progress_percent"] = goal_progress_of(goal)
+    row["target_date"] = row["target_date"].isoformat() if row["target_date"] else None
+    for name in ("completed_at", "created_at", "updated_at"):
+        row[name] = iso_datetime(row[name])
+    return row
 
 
 class HealthGoalCreateSerializer(StrictFieldsMixin, serializers.Serializer):

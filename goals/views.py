@@ -17,6 +17,7 @@ from goals.serializers import (
     HealthGoalListQuerySerializer,
     HealthGoalSerializer,
     HealthGoalUpdateSerializer,
+    goal_as_dict,
 )
 from healthtrack.audit import audit_set
 from healthtrack.models import AuditAction
@@ -36,8 +37,7 @@ USER_ID = OpenApiParameter(
 )
 
 
-def _serialize(goal: HealthGoal) -> dict:
-    return HealthGoalSerializer(goal).data
+_serialize = goal_as_dict
 
 
 class HealthGoalCreateView(APIView):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from rest_framework import serializers
 
 
@@ -17,6 +19,17 @@ def unstorable_text(text: str) -> str | None:
     except UnicodeEncodeError as error:
         return f"Surrogate characters are not allowed: U+{ord(text[error.start]):X}."
     return None
+
+
+def iso_datetime(value: datetime.datetime | None) -> str | None:
+    """Like DRF's DateTimeField output: ISO 8601, UTC written as ``Z``.
+
+    For hand-written row-to-dict functions on list routes, where a serializer per row
+    costs far more than the query (a nutrition page of 50 took 20 ms of CPU)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class StrictFieldsMixin:

@@ -8,12 +8,12 @@ checks they equal ``HealthMetricSerializer`` output field for field.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from rest_framework import serializers
 
+from healthtrack.serializers import iso_datetime
 from metrics.models import HealthMetric, Source
 from metrics.registry import METRIC_TYPE_CHOICES, METRIC_TYPES, DailyAggregate
 from metrics.validation import (
@@ -53,12 +53,6 @@ _RANGES_TEXT = "; ".join(
 
 
 # --- Responses -----------------------------------------------------------------------
-
-
-def iso_datetime(value: datetime) -> str:
-    """Like DRF's DateTimeField: ISO 8601, UTC written as ``Z``."""
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def metric_row_as_dict(row: dict[str, Any]) -> dict[str, Any]:

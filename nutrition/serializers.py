@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from healthtrack.serializers import StrictFieldsMixin
+from healthtrack.serializers import StrictFieldsMixin, iso_datetime
 from metrics.models import Source
-from nutrition.models import MealType
+from nutrition.models import MealType, NutritionLog
 from nutrition.selectors import SUMMARY_MAX_DAYS
 from nutrition.services import DESCRIPTION_MAX_LENGTH, EXTERNAL_ID_MAX_LENGTH, NUTRIENT_MAX
 
@@ -62,6 +62,32 @@ class NutritionLogSerializer(StrictFieldsMixin, serializers.Serializer):
         "again returns the stored entry (200) instead of a duplicate. Cannot be changed later.",
     )
     created_at = serializers.DateTimeField(read_only=True)
+
+
+NUTRITION_LOG_FIELDS = (
+    "id",
+    "user_id",
+    "meal_type",
+    "description",
+    "calories",
+    "protein_g",
+    "carbs_g",
+    "fat_g",
+    "water_ml",
+    "logged_at",
+    "source",
+    "external_id",
+    "created_at",
+)
+
+
+def nutrition_log_as_dict(log: NutritionLog) -> dict:
+    """``NutritionLogSerializer(log).data`` without building a serializer per entry
+    (tests hold the two equal)."""
+    row = {name: getattr(log, name) for name in NUTRITION_LOG_FIELDS}
+    row["logged_at"] = iso_datetime(row["logged_at"])
+    row["created_at"] = iso_datetime(row["created_at"])
+    return row
 
 
 class NutritionLogListQuerySerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from nutrition.serializers import (
     NutritionLogSerializer,
     NutritionSummaryQuerySerializer,
     NutritionSummarySerializer,
+    nutrition_log_as_dict,
 )
 
 RESOURCE = "nutrition"
@@ -38,8 +39,7 @@ USER_ID = OpenApiParameter(
 )
 
 
-def _serialize(log: NutritionLog) -> dict:
-    return NutritionLogSerializer(log).data
+_serialize = nutrition_log_as_dict
 
 
 class NutritionLogCreateView(APIView):

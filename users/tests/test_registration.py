@@ -51,12 +51,32 @@ def test_register_defaults_timezone_to_utc(api_client):
 
 
 def test_register_hashes_with_argon2(api_client, settings):
+    from healthtrack import settings as project_settings
+
+    settings.PASSWORD_HASHERS = project_settings.PASSWORD_HASHERS  # the production list
+    assert "Argon2" in settings.PASSWORD_HASHERS[0]
+    api_client.post(URL, GOOD, format="json")
+    encoded = User.objects.get(username="grace").password
+    assert identify_hasher(encoded).algorithm == "argon2"
+    assert encoded.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")  # OWASP's minimum
+
+
+def test_older_argon2_and_pbkdf2_hashes_still_verify_and_are_upgraded(settings):
+    from django.contrib.auth.hashers import Argon2PasswordHasher, PBKDF2PasswordHasher, make_password
+
+    from healthtrack.hashers import OwaspArgon2PasswordHasher
+
     settings.PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "healthtrack.hashers.OwaspArgon2PasswordHasher",
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     ]
-    api_client.post(URL, GOOD, format="json")
-    assert identify_hasher(User.objects.get(username="grace").password).algorithm == "argon2"
+    for old in (Argon2PasswordHasher(), PBKDF2PasswordHasher()):
+        user = UserFactory(password="unused-Password-1")
+        user.password = make_password("old-Password-42", hasher=old)
+        user.save(update_fields=["password"])
+        assert user.check_password("old-Password-42")  # verifies, and re-hashes
+        user.refresh_from_db()
+        assert not OwaspArgon2PasswordHasher().must_update(user.password)
 
 
 @pytest.mark.parametrize(

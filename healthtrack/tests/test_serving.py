@@ -129,3 +129,70 @@ def test_json_error_response_is_a_whole_http_response():
         "detail": "Error parsing headers: 'x'",
         "code": "request_header_fields_too_large",
     }
+
+
+_ARGON2_RESIDENT_PROBE = """
+import os, sys, threading
+if sys.argv[1] == "tuned":
+    from healthtrack.serving import malloc_return_large_blocks
+    assert malloc_return_large_blocks()
+from django.conf import settings
+settings.configure()
+from healthtrack.hashers import OwaspArgon2PasswordHasher
+
+def resident_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+hasher = OwaspArgon2PasswordHasher()
+hasher.encode("warm up the imports", hasher.salt())
+before = resident_kb()
+threads = [
+    threading.Thread(target=lambda: [hasher.encode("a password", hasher.salt()) for _ in range(2)])
+    for _ in range(3)
+]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(resident_kb() - before)
+"""
+
+
+def _resident_growth_after_sign_ins_mb(mode: str) -> float:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _ARGON2_RESIDENT_PROBE, mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(result.stdout.strip()) / 1024
+
+
+def test_gunicorn_master_makes_freed_argon2_buffers_go_back_to_the_system():
+    # Three threads hashing like sign-ins: glibc's default keeps their 19 MiB buffers in
+    # each thread's heap; the config's malloc setting (inherited by the workers) does not.
+    assert _resident_growth_after_sign_ins_mb("default") > 30
+    assert _resident_growth_after_sign_ins_mb("tuned") < 10
+
+
+def test_an_operators_malloc_environment_is_left_alone(monkeypatch):
+    from healthtrack.serving import malloc_return_large_blocks
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4194304")
+    assert malloc_return_large_blocks() is False
+
+
+@pytest.mark.parametrize(
+    ("content_length", "trimmed"),
+    [(None, False), ("", False), ("not a number", False), ("1024", False), (str(64 * 1024), True)],
+)
+def test_heaps_are_trimmed_only_after_large_request_bodies(content_length, trimmed):
+    from healthtrack.serving import malloc_trim_after_large_request
+
+    environ = {} if content_length is None else {"CONTENT_LENGTH": content_length}
+    assert malloc_trim_after_large_request(environ) is trimmed

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import glob
 import logging
 import os
@@ -31,6 +32,22 @@ ARCHIVE_NAME = "archive"
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1 << 20
 _ARCHIVED_KINDS = ("counter", "histogram")
+LARGE_REQUEST_BYTES = 64 * 1024
+
+
+@functools.cache
+def _libc_function(name: str, argtypes: tuple):
+    """A C library function as ctypes sees it, or None (no libc found, not glibc)."""
+    library = ctypes.util.find_library("c")
+    if not library:
+        return None
+    try:
+        function = getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
 
 
 def malloc_return_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
@@ -46,37 +63,12 @@ def malloc_return_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     ~145 MB. Setting ``MALLOC_MMAP_THRESHOLD_`` in the environment, or another C library
     (musl, macOS), leaves the allocator as it is.
     """
+    # Looked up here, in the master, so no worker runs ldconfig on its first large request.
+    _libc_function("malloc_trim", (ctypes.c_size_t,))
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return False
-    library = ctypes.util.find_library("c")
-    if not library:
-        return False
-    try:
-        mallopt = ctypes.CDLL(library).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, threshold) == 1
-
-
-LARGE_REQUEST_BYTES = 64 * 1024
-_libc_malloc_trim = None
-
-
-def _malloc_trim():
-    global _libc_malloc_trim
-    if _libc_malloc_trim is None:
-        library = ctypes.util.find_library("c")
-        try:
-            trim = ctypes.CDLL(library).malloc_trim if library else None
-        except (OSError, AttributeError):
-            trim = None
-        if trim is not None:
-            trim.argtypes = (ctypes.c_size_t,)
-            trim.restype = ctypes.c_int
-        _libc_malloc_trim = trim or (lambda pad: 0)
-    return _libc_malloc_trim
+    mallopt = _libc_function("mallopt", (ctypes.c_int, ctypes.c_int))
+    return mallopt is not None and mallopt(_M_MMAP_THRESHOLD, threshold) == 1
 
 
 def malloc_trim_after_large_request(environ: dict) -> bool:
@@ -88,9 +80,10 @@ def malloc_trim_after_large_request(environ: dict) -> bool:
         size = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return False
-    if size < LARGE_REQUEST_BYTES:
+    malloc_trim = _libc_function("malloc_trim", (ctypes.c_size_t,))
+    if size < LARGE_REQUEST_BYTES or malloc_trim is None:
         return False
-    _malloc_trim()(0)
+    malloc_trim(0)
     return True
 
 

@@ -11,58 +11,15 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from goals.models import HealthGoal
+from goals.serializers import GOAL_FIELDS
 from healthtrack.models import AuditEvent
 from insights.models import HealthInsight
 from metrics.models import HealthMetric
+from metrics.serializers import METRIC_FIELDS
 from nutrition.models import NutritionLog
+from nutrition.serializers import NUTRITION_LOG_FIELDS
 from users.models import CareTeamMembership, User
 
-METRIC_FIELDS = (
-    "id",
-    "user_id",
-    "metric_type",
-    "value",
-    "secondary_value",
-    "unit",
-    "recorded_at",
-    "source",
-    "external_id",
-    "notes",
-    "created_at",
-)
-NUTRITION_FIELDS = (
-    "id",
-    "user_id",
-    "meal_type",
-    "description",
-    "calories",
-    "protein_g",
-    "carbs_g",
-    "fat_g",
-    "water_ml",
-    "logged_at",
-    "source",
-    "external_id",
-    "created_at",
-)
-GOAL_FIELDS = (
-    "id",
-    "user_id",
-    "goal_type",
-    "title",
-    "description",
-    "metric_type",
-    "start_value",
-    "current_value",
-    "target_value",
-    "unit",
-    "priority",
-    "status",
-    "target_date",
-    "completed_at",
-    "created_at",
-    "updated_at",
-)
 INSIGHT_FIELDS = (
     "id",
     "user_id",
@@ -134,7 +91,8 @@ def metric_rows(
 
 
 def nutrition_rows(*, user_id: int) -> QuerySet:
-    return NutritionLog.objects.filter(user_id=user_id).order_by("logged_at", "id").values(*NUTRITION_FIELDS)
+    logs = NutritionLog.objects.filter(user_id=user_id)
+    return logs.order_by("logged_at", "id").values(*NUTRITION_LOG_FIELDS)
 
 
 def goal_rows(*, user_id: int) -> QuerySet:

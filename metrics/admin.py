@@ -14,24 +14,13 @@ from django.utils import timezone
 from healthtrack.admin import PatientScopedAdmin
 from metrics.models import HealthMetric
 from metrics.services import metric_data_changed
-from metrics.validation import sample_clean
-
-_SAMPLE_FORM_FIELDS = (
-    "metric_type",
-    "value",
-    "secondary_value",
-    "unit",
-    "recorded_at",
-    "source",
-    "external_id",
-    "notes",
-)
+from metrics.validation import SAMPLE_FIELDS, sample_clean
 
 
 class HealthMetricAdminForm(forms.ModelForm):
     class Meta:
         model = HealthMetric
-        fields = ("user", *_SAMPLE_FORM_FIELDS)
+        fields = ("user", *SAMPLE_FIELDS)
         help_texts = {
             "unit": "Unit of the value(s) entered, e.g. lb or °F; blank for the canonical unit. "
             "Stored converted to the type's canonical unit.",
@@ -51,7 +40,7 @@ class HealthMetricAdminForm(forms.ModelForm):
         owner = instance.user_id if instance is not None else getattr(cleaned.get("user"), "pk", None)
         if owner is None:
             return cleaned
-        data = {name: cleaned.get(name) for name in _SAMPLE_FORM_FIELDS if name in self.fields}
+        data = {name: cleaned.get(name) for name in SAMPLE_FIELDS if name in self.fields}
         if data.get("unit") == "":
             data["unit"] = None
         if data.get("recorded_at") is not None:

@@ -20,20 +20,11 @@ from goals.services import goals_follow_metrics
 from healthtrack.cache import user_data_version_bump
 from metrics import selectors
 from metrics.models import HealthMetric
-from metrics.validation import errors_as_dict, sample_clean
+from metrics.validation import SAMPLE_FIELDS, errors_as_dict, sample_clean
 
 # Columns the bulk insert writes besides user_id and created_at (a test checks that they
 # and those two are every column of the table).
-INSERT_COLUMNS = (
-    "metric_type",
-    "value",
-    "secondary_value",
-    "unit",
-    "recorded_at",
-    "source",
-    "external_id",
-    "notes",
-)
+INSERT_COLUMNS = SAMPLE_FIELDS
 _POSTGRES_ARRAY_TYPES = {
     "metric_type": "text",
     "value": "float8",

@@ -112,7 +112,6 @@ class PatientScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     any other staff member sees nothing."""
 
     patient_field = "user"
-    audit_subject_field = "user_id"
 
     def get_queryset(self, request) -> QuerySet:
         queryset = super().get_queryset(request)

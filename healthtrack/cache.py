@@ -16,6 +16,7 @@ never a key scan.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -122,6 +123,12 @@ def _resilient(name: str):
     return method
 
 
+@functools.cache
+def _script_metrics(name: str):
+    """The timer and the unavailable counter of a script, looked up once per name."""
+    return cache_operation_seconds.labels(operation=name), cache_unavailable_total.labels(operation=name)
+
+
 _get_timer = cache_operation_seconds.labels(operation="get")
 _get_unavailable = cache_unavailable_total.labels(operation="get")
 
@@ -151,19 +158,20 @@ class ResilientRedisCache(RedisCache):
         The script is registered once per cache instance (EVALSHA afterwards). Returns
         None when Redis is unavailable, like the other operations' misses.
         """
+        timer, unavailable = _script_metrics(name)
         if not breaker.allows():
-            cache_unavailable_total.labels(operation=name).inc()
+            unavailable.inc()
             return None
         scripts = self.__dict__.setdefault("_scripts", {})
         try:
             script = scripts.get(name)
             if script is None:
                 script = scripts[name] = self.client.get_client(write=True).register_script(source)
-            with cache_operation_seconds.labels(operation=name).time():
+            with timer.time():
                 return script(keys=keys, args=args)
         except _CACHE_ERRORS as error:
             breaker.trip(name, error)
-            cache_unavailable_total.labels(operation=name).inc()
+            unavailable.inc()
             return None
 
     def ping(self) -> bool:
@@ -248,11 +256,6 @@ def _bump(user_id: int) -> None:
             _pending_bumps.add(user_id)
 
 
-def versioned_key(user_id: int, version: int, name: str, *parts: Any) -> str:
-    suffix = ":".join(str(part) for part in parts)
-    return f"{name}:{user_id}:{version}:{suffix}"
-
-
 def _entry_key(user_id: int, name: str, parts: tuple) -> str:
     suffix = ":".join(str(part) for part in parts)
     return f"{name}:{user_id}:{suffix}"
@@ -272,12 +275,14 @@ def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute
     if _pending_bumps:
         _replay_pending_bumps()
     version_key, entry_key = _data_version_key(user_id), _entry_key(user_id, name, parts)
+    version = None
     if not refresh:
         found = cache.get_many([version_key, entry_key])
         version, entry = found.get(version_key), found.get(entry_key)
         if version is not None and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == version:
             return entry[1], True
-    version = user_data_version(user_id)
+    if version is None:  # a miss with the version in hand needs no second read
+        version = user_data_version(user_id)
     if version is None:
         return compute(), False
     value = compute()

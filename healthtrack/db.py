@@ -50,12 +50,20 @@ def local_date(timestamp_field: str, tz=None) -> LocalDate:
     return LocalDate(F(timestamp_field), Value(tz) if isinstance(tz, str) else (tz or user_timezone()))
 
 
+def local_day_bounds(
+    *, tz: str, first_day: datetime.date, last_day: datetime.date
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """``[since, until)`` covering the local days ``first_day``..``last_day`` in ``tz``."""
+    zone = zoneinfo.ZoneInfo(tz)
+    since = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=zone)
+    until = datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+    return since, until
+
+
 def local_day_window(*, tz: str, days: int, now: datetime.datetime | None = None):
     """``(first_day, last_day, start, end)``: the ``days`` local days ending today in
     ``tz`` and the UTC instants bounding them (``start`` inclusive, ``end`` exclusive)."""
-    zone = zoneinfo.ZoneInfo(tz)
-    last_day = timezone.localtime(now or timezone.now(), zone).date()
+    last_day = timezone.localtime(now or timezone.now(), zoneinfo.ZoneInfo(tz)).date()
     first_day = last_day - datetime.timedelta(days=days - 1)
-    start = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=zone)
-    end = datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+    start, end = local_day_bounds(tz=tz, first_day=first_day, last_day=last_day)
     return first_day, last_day, start.astimezone(datetime.UTC), end.astimezone(datetime.UTC)

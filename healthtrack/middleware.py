@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from healthtrack.context import RequestContext, bind_request_context, unbind_request_context
 from healthtrack.errors import (
+    DATABASE_RETRY_AFTER_SECONDS,
     database_unavailable,
     database_unavailable_response,
     is_api_path,
@@ -22,6 +23,7 @@ from healthtrack.errors import (
     server_error_response,
 )
 from healthtrack.net import client_ip
+from healthtrack.observability import METRICS_PATHS
 
 logger = logging.getLogger("healthtrack.request")
 
@@ -55,7 +57,7 @@ class RequestIdMiddleware:
 
 # Probes and scrapes arrive every few seconds; their successful answers are logged at
 # DEBUG so they do not drown the rest (LOG_LEVEL=DEBUG shows them).
-_QUIET_PATHS = frozenset({"/health", "/health/", "/metrics", "/metrics/"})
+_QUIET_PATHS = frozenset({"/health", "/health/", *METRICS_PATHS})
 
 
 def _request_user_id(request: HttpRequest) -> int | None:
@@ -211,7 +213,7 @@ class ApiPathMiddleware:
                 "Service temporarily unavailable; try again shortly.",
                 status=503,
                 content_type="text/plain; charset=utf-8",
-                headers={"Retry-After": "2"},
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             )
         if not is_api_path(request.path):
             return None

@@ -80,8 +80,10 @@ def malloc_trim_after_large_request(environ: dict) -> bool:
         size = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return False
+    if size < LARGE_REQUEST_BYTES:
+        return False
     malloc_trim = _libc_function("malloc_trim", (ctypes.c_size_t,))
-    if size < LARGE_REQUEST_BYTES or malloc_trim is None:
+    if malloc_trim is None:
         return False
     malloc_trim(0)
     return True
@@ -101,14 +103,15 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        if log_format_is_json():
+        self.json_lines = log_format_is_json()
+        if self.json_lines:
             formatter = JsonFormatter()
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     handler.setFormatter(formatter)
 
     def access(self, resp, req, environ, request_time) -> None:
-        if not log_format_is_json():
+        if not self.json_lines:
             super().access(resp, req, environ, request_time)
             return
         if not self.access_log_enabled:

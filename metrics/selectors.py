@@ -8,15 +8,14 @@ the grouped rows (never one row per sample).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import connections, router
 from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
-from healthtrack.db import local_date
+from healthtrack.db import local_date, local_day_bounds
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
 from metrics.serializers import METRIC_FIELDS, iso_datetime
@@ -120,14 +119,6 @@ def user_timezone_name(*, user_id: int) -> str | None:
 
 
 # --- Local days --------------------------------------------------------------------------
-
-
-def local_day_bounds(*, tz: str, first_day: date, last_day: date) -> tuple[datetime, datetime]:
-    """``[since, until)`` in UTC covering the local days ``first_day``..``last_day`` in ``tz``."""
-    zone = ZoneInfo(tz)
-    since = datetime.combine(first_day, time.min, tzinfo=zone)
-    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone)
-    return since, until
 
 
 def _round(value: float | None) -> float | None:

@@ -23,11 +23,12 @@ from goals.models import GoalStatus, HealthGoal
 from goals.services import goal_progress_of
 from healthtrack.audit import audit_deny, audit_set
 from healthtrack.charts import ReferenceLine, Series, line_chart
+from healthtrack.db import local_day_bounds
 from healthtrack.models import AuditAction
 from insights.models import HealthInsight
 from insights.services import insight_mark_read, recommendations_body
 from metrics.registry import METRIC_TYPES
-from metrics.selectors import local_day_bounds, metric_daily_series
+from metrics.selectors import metric_daily_series
 from nutrition.selectors import nutrition_daily_totals
 from users.models import User
 

@@ -50,6 +50,14 @@ def local_date(timestamp_field: str, tz=None) -> LocalDate:
     return LocalDate(F(timestamp_field), Value(tz) if isinstance(tz, str) else (tz or user_timezone()))
 
 
+def zone_or_utc(name: str | None) -> datetime.tzinfo:
+    """The IANA zone ``name``; UTC when it is empty or unknown."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def local_day_bounds(
     *, tz: str, first_day: datetime.date, last_day: datetime.date
 ) -> tuple[datetime.datetime, datetime.datetime]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from django.db.models.functions import Mod, RowNumber
 from django.utils import timezone
 
 from goals.models import GoalStatus, HealthGoal
-from healthtrack.db import local_date
+from healthtrack.db import local_date, zone_or_utc
 from insights.engine import DayValue, GoalFact, NutritionDay, ProfileFacts, UserFeatures
 from insights.engine.rules import GOAL_TYPE_METRIC
 from insights.models import HealthInsight
@@ -67,13 +66,6 @@ class FeatureBatch:
 
     features: dict[int, UserFeatures] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
-
-
-def zone_or_utc(name: str | None) -> datetime.tzinfo:
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return datetime.UTC
 
 
 def _age_on(day: datetime.date, born: datetime.date | None) -> int | None:

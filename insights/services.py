@@ -15,11 +15,14 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from healthtrack.cache import cached_for_user
+from healthtrack.db import zone_or_utc
 from healthtrack.renderers import dumps
+from healthtrack.serializers import iso_datetime
 from insights import selectors
 from insights.engine import Recommendation, recommend
 from insights.models import HealthInsight
 from users.models import User
+from users.selectors import user_timezone_name
 
 logger = logging.getLogger("healthtrack.insights")
 
@@ -41,12 +44,6 @@ STORED_FIELDS = (
     "rank",
     "related_metric_type",
 )
-
-
-def _iso(moment: datetime.datetime) -> str:
-    """ISO 8601 as DRF renders it (UTC as ``Z``)."""
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 # --- Recommendations for one person --------------------------------------------------
@@ -88,7 +85,7 @@ def recommendations_body(*, user_id: int, days: int, use_cache: bool = True) -> 
         fresh["payload"] = {
             "user_id": user_id,
             "days": days,
-            "generated_at": _iso(timezone.now()),
+            "generated_at": iso_datetime(timezone.now()),
             "cached": True,
             "recommendations": [item.as_dict() for item in recommendations],
         }
@@ -134,18 +131,10 @@ class ComputeResult:
 
 
 def _stored_values(recommendation: Recommendation) -> dict[str, Any]:
-    return {
-        "title": recommendation.title[:200],
-        "category": recommendation.category,
-        "description": recommendation.description,
-        "reasoning": recommendation.reasoning,
-        "action_steps": list(recommendation.action_steps),
-        "evidence": recommendation.evidence,
-        "severity": recommendation.severity,
-        "score": recommendation.score,
-        "rank": recommendation.rank,
-        "related_metric_type": recommendation.related_metric_type,
-    }
+    values = {name: getattr(recommendation, name) for name in STORED_FIELDS}
+    values["title"] = values["title"][:200]
+    values["action_steps"] = list(values["action_steps"])
+    return values
 
 
 def insights_store(
@@ -283,13 +272,12 @@ def insight_create(*, author: User, user_id: int, data: dict[str, Any]) -> Healt
     """
     if author.pk == user_id:
         raise PermissionDenied("You cannot write insights about yourself.")
-    subject = User.objects.filter(pk=user_id, is_active=True).select_related("profile").first()
-    if subject is None:
+    zone_name = user_timezone_name(user_id=user_id, active_only=True)
+    if zone_name is None:
         raise NotFound()
     values = dict(data)
     if values.get("insight_date") is None:
-        zone_name = getattr(getattr(subject, "profile", None), "timezone", None) or "UTC"
-        values["insight_date"] = timezone.localdate(timezone=selectors.zone_or_utc(zone_name))
+        values["insight_date"] = timezone.localdate(timezone=zone_or_utc(zone_name))
     return HealthInsight.objects.create(user_id=user_id, created_by=author, **values)
 
 

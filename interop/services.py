@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from healthtrack.audit import MAX_OBJECT_IDS
 from healthtrack.cache import user_data_version_bump
+from healthtrack.db import zone_or_utc
 from healthtrack.errors import PayloadTooLarge
 from healthtrack.models import AuditAction, AuditEvent
 from interop import fhir, selectors
@@ -45,11 +45,7 @@ PERSONAL_EXPORT_VERSION = 1
 
 def subject_timezone(user: User) -> tzinfo:
     """The person's zone ("a day" is their local day); UTC when unset or unknown."""
-    name = profile_of(user).timezone or "UTC"
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return zone_or_utc(profile_of(user).timezone)
 
 
 def export_window(

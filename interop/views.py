@@ -3,7 +3,6 @@ Imports: a FHIR Bundle of Observations; an Apple Health export upload."""
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import tzinfo
 
 from django.http import StreamingHttpResponse
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthtrack.audit import audit_set
+from healthtrack.db import zone_or_utc
 from healthtrack.errors import PayloadTooLarge
 from healthtrack.models import AuditAction
 from healthtrack.permissions import Access, authorize_subject, parse_user_id
@@ -33,7 +33,7 @@ from interop.serializers import (
     FhirImportResultSerializer,
     PersonalExportSerializer,
 )
-from metrics import selectors as metric_selectors
+from users.selectors import user_is_active
 
 FHIR_RESOURCE = "fhir_bundle"
 PERSONAL_RESOURCE = "personal_data"
@@ -130,12 +130,9 @@ def _import_subject(request, *, resource_type: str) -> tuple[int, tzinfo]:
     superuser (an id naming no active account is a 404). Anyone else's id, also a
     care-team clinician's patient, is an audited 404: clinicians never write."""
     user_id, tz_name = subject_from_query(request, Access.WRITE, resource_type=resource_type)
-    if user_id != request.user.pk and not metric_selectors.user_is_active(user_id=user_id):
+    if user_id != request.user.pk and not user_is_active(user_id=user_id):
         raise NotFound()
-    try:
-        return user_id, zoneinfo.ZoneInfo(tz_name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return user_id, zoneinfo.ZoneInfo("UTC")
+    return user_id, zone_or_utc(tz_name)
 
 
 class _AlwaysJSON:

@@ -19,7 +19,6 @@ from healthtrack.db import local_date, local_day_bounds
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
 from metrics.serializers import METRIC_FIELDS, iso_datetime
-from users.models import User
 
 SUMMARY_DECIMALS = 2
 
@@ -104,18 +103,6 @@ def metric_synced_rows(
 
 
 # --- Owners ------------------------------------------------------------------------------
-
-
-def user_is_active(*, user_id: int) -> bool:
-    return User.objects.filter(pk=user_id, is_active=True).exists()
-
-
-def user_timezone_name(*, user_id: int) -> str | None:
-    """The active user's IANA zone ('UTC' when unset), or None when there is no such user."""
-    row = User.objects.filter(pk=user_id, is_active=True).values_list("profile__timezone").first()
-    if row is None:
-        return None
-    return row[0] or "UTC"
 
 
 # --- Local days --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from metrics.serializers import (
 )
 from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, echo, parse_timestamp
 from users.models import available_timezones
+from users.selectors import user_is_active, user_timezone_name
 
 RESOURCE = "metric"
 TAGS = ["health-metrics"]
@@ -134,7 +135,7 @@ def _write_subject(request) -> int:
     user_id = parse_user_id(raw)
     authorize_subject(request, user_id, Access.WRITE, resource_type=RESOURCE)
     # Only superusers get here for someone else; their id may name no one.
-    if user_id != request.user.pk and not selectors.user_is_active(user_id=user_id):
+    if user_id != request.user.pk and not user_is_active(user_id=user_id):
         raise NotFound()
     return user_id
 
@@ -148,7 +149,7 @@ def _read_subject(request, raw) -> tuple[int, str]:
         authorize_subject(request, user_id, Access.READ, resource_type=RESOURCE)
     tz = getattr(request.user, "timezone_name", None) if user_id == request.user.pk else None
     if tz is None:
-        tz = selectors.user_timezone_name(user_id=user_id)
+        tz = user_timezone_name(user_id=user_id, active_only=True)
         if tz is None:
             raise NotFound()
     if tz not in available_timezones():  # profiles validate it; never 500 on a bad row
@@ -286,11 +287,7 @@ class MetricUserListView(GenericAPIView):
         if since is not None and until is not None and since > until:
             raise ValidationError({"since": ["Must not be after until."]})
         # A superuser's user_id may name no one (clinicians were checked by the care team).
-        if (
-            user_id != request.user.pk
-            and is_admin(request.user)
-            and not selectors.user_is_active(user_id=user_id)
-        ):
+        if user_id != request.user.pk and is_admin(request.user) and not user_is_active(user_id=user_id):
             raise NotFound()
         rows = selectors.metric_list(user_id=user_id, metric_type=metric_type, since=since, until=until)
         page = self.paginate_queryset(rows)

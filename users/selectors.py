@@ -157,13 +157,21 @@ def patient_ids_of(*, clinician_id: int) -> set[int]:
     )
 
 
-def user_timezone_name(*, user_id: int) -> str | None:
+def user_timezone_name(*, user_id: int, active_only: bool = False) -> str | None:
     """The IANA time zone of user ``user_id`` (UTC without a profile); None when there is
-    no such user. One query; callers use it both for "a day" and as an existence check."""
-    rows = list(User.objects.filter(pk=user_id).values_list("profile__timezone", flat=True)[:1])
+    no such user (or, with ``active_only``, no such active user). One query; callers use
+    it both for "a day" and as an existence check."""
+    users = User.objects.filter(pk=user_id)
+    if active_only:
+        users = users.filter(is_active=True)
+    rows = list(users.values_list("profile__timezone", flat=True)[:1])
     if not rows:
         return None
     return rows[0] or "UTC"
+
+
+def user_is_active(*, user_id: int) -> bool:
+    return User.objects.filter(pk=user_id, is_active=True).exists()
 
 
 def care_team_of(*, patient_id: int) -> QuerySet[CareTeamMembership]:

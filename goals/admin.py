@@ -3,12 +3,11 @@ from django.utils import timezone
 
 from goals.models import GoalStatus, HealthGoal
 from goals.services import goal_progress_of
-from healthtrack.admin import PatientScopedAdmin
-from healthtrack.cache import user_data_version_bump
+from healthtrack.admin import DataVersionAdminMixin, PatientScopedAdmin
 
 
 @admin.register(HealthGoal)
-class HealthGoalAdmin(PatientScopedAdmin):
+class HealthGoalAdmin(DataVersionAdminMixin, PatientScopedAdmin):
     audit_resource_type = "goal"
     list_display = (
         "title",
@@ -49,15 +48,3 @@ class HealthGoalAdmin(PatientScopedAdmin):
         if "status" in form.changed_data:  # as in the API: completing stamps, reopening clears
             obj.completed_at = timezone.now() if obj.status == GoalStatus.COMPLETED else None
         super().save_model(request, obj, form, change)
-        user_data_version_bump(user_id=obj.user_id)
-
-    def delete_model(self, request, obj):
-        user_id = obj.user_id
-        super().delete_model(request, obj)
-        user_data_version_bump(user_id=user_id)
-
-    def delete_queryset(self, request, queryset):
-        user_ids = set(queryset.values_list("user_id", flat=True))
-        super().delete_queryset(request, queryset)
-        for user_id in user_ids:
-            user_data_version_bump(user_id=user_id)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from healthtrack.audit import audit_deny, audit_set
+from healthtrack.cache import user_data_version_bump
 from healthtrack.models import AuditAction, AuditEvent
 from healthtrack.permissions import is_admin, is_clinician
 
@@ -119,6 +120,26 @@ class PatientScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
         if patient_ids is None:
             return queryset
         return queryset.filter(**{f"{self.patient_field}__in": patient_ids})
+
+
+class DataVersionAdminMixin:
+    """Saving or deleting a person's rows here makes their cached reads fresh, as the
+    API's writes do (``user_data_version_bump``)."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        user_data_version_bump(user_id=obj.user_id)
+
+    def delete_model(self, request, obj):
+        user_id = obj.user_id
+        super().delete_model(request, obj)
+        user_data_version_bump(user_id=user_id)
+
+    def delete_queryset(self, request, queryset):
+        user_ids = set(queryset.values_list("user_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for user_id in user_ids:
+            user_data_version_bump(user_id=user_id)
 
 
 @admin.register(AuditEvent)

@@ -82,14 +82,6 @@ SUMMARY_PARAMS = [
 ]
 
 
-def _object_id(raw) -> int:
-    """A primary key from the path; out of range is simply not found."""
-    value = int(raw)
-    if value <= 0 or value > 2**63 - 1:
-        raise NotFound()
-    return value
-
-
 def _query_metric_type(request) -> str | None:
     raw = request.query_params.get("metric_type")
     if raw is None:
@@ -199,7 +191,7 @@ class MetricCreateView(APIView):
 
 class MetricDetailView(APIView):
     def _metric(self, request, metric_id, access: Access):
-        metric = selectors.metric_get(metric_id=_object_id(metric_id))
+        metric = selectors.metric_get(metric_id=parse_user_id(metric_id))
         if metric is None:
             raise NotFound()
         authorize_subject(request, metric.user_id, access, resource_type=RESOURCE, object_ids=[metric.pk])

@@ -2,8 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from healthtrack.admin import PatientScopedAdmin
-from healthtrack.cache import user_data_version_bump
+from healthtrack.admin import DataVersionAdminMixin, PatientScopedAdmin
 from nutrition import services
 from nutrition.models import NutritionLog
 
@@ -39,7 +38,7 @@ class NutritionLogAdminForm(forms.ModelForm):
 
 
 @admin.register(NutritionLog)
-class NutritionLogAdmin(PatientScopedAdmin):
+class NutritionLogAdmin(DataVersionAdminMixin, PatientScopedAdmin):
     audit_resource_type = "nutrition"
     form = NutritionLogAdminForm
     list_display = (
@@ -67,18 +66,3 @@ class NutritionLogAdmin(PatientScopedAdmin):
         if obj is None:
             return ("created_at",)
         return ("user", "logged_at", "source", "external_id", "created_at")
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        user_data_version_bump(user_id=obj.user_id)
-
-    def delete_model(self, request, obj):
-        user_id = obj.user_id
-        super().delete_model(request, obj)
-        user_data_version_bump(user_id=user_id)
-
-    def delete_queryset(self, request, queryset):
-        user_ids = set(queryset.values_list("user_id", flat=True))
-        super().delete_queryset(request, queryset)
-        for user_id in user_ids:
-            user_data_version_bump(user_id=user_id)

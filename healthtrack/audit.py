@@ -274,15 +274,20 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        entry = getattr(request, "audit_entry", None)
-        if entry is not None and getattr(request, "database_unavailable", False):
-            # The request already failed on the database; trying again would hold the
-            # answer for another pool timeout. Nothing was read or changed (503).
-            logger.warning("Audit event not written, the database is unavailable: %s", entry)
-        elif entry is not None:
-            try:
-                audit_event_record(request=request, entry=entry, status=response.status_code)
-            except Exception:
-                # Never fail the user's request on the trail, but make it loud.
-                logger.exception("Could not write audit event %s", entry)
+        audit_request_finish(request, status=response.status_code)
         return response
+
+
+def audit_request_finish(request: HttpRequest, *, status: int) -> None:
+    """Write the audit entry ``request`` set, if any, with the response ``status``."""
+    entry = getattr(request, "audit_entry", None)
+    if entry is not None and getattr(request, "database_unavailable", False):
+        # The request already failed on the database; trying again would hold the
+        # answer for another pool timeout. Nothing was read or changed (503).
+        logger.warning("Audit event not written, the database is unavailable: %s", entry)
+    elif entry is not None:
+        try:
+            audit_event_record(request=request, entry=entry, status=status)
+        except Exception:
+            # Never fail the user's request on the trail, but make it loud.
+            logger.exception("Could not write audit event %s", entry)

@@ -261,6 +261,24 @@ def _entry_key(user_id: int, name: str, parts: tuple) -> str:
     return f"{name}:{user_id}:{suffix}"
 
 
+def cached_for_user_keys(user_id: int, name: str, parts: tuple) -> list[str]:
+    """The cache keys ``cached_for_user`` reads for this entry: the version, the entry."""
+    return [_data_version_key(user_id), _entry_key(user_id, name, parts)]
+
+
+def cached_for_user_hit(found: dict[str, Any], user_id: int, name: str, parts: tuple) -> tuple[bool, Any]:
+    """``(True, value)`` when the cache values ``found`` (read from ``cached_for_user_keys``)
+    hold an entry stored under the user's current data version, else ``(False, None)``.
+    Never a hit while data-version bumps wait to be replayed after a Redis outage."""
+    if _pending_bumps:
+        return False, None
+    version_key, entry_key = cached_for_user_keys(user_id, name, parts)
+    version, entry = found.get(version_key), found.get(entry_key)
+    if version is not None and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == version:
+        return True, entry[1]
+    return False, None
+
+
 def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute, *, refresh: bool = False):
     """Return ``(value, cached)``: ``compute()`` cached under the user's data version.
 
@@ -274,13 +292,14 @@ def cached_for_user(user_id: int, name: str, parts: tuple, timeout: int, compute
     """
     if _pending_bumps:
         _replay_pending_bumps()
-    version_key, entry_key = _data_version_key(user_id), _entry_key(user_id, name, parts)
+    version_key, entry_key = cached_for_user_keys(user_id, name, parts)
     version = None
     if not refresh:
         found = cache.get_many([version_key, entry_key])
-        version, entry = found.get(version_key), found.get(entry_key)
-        if version is not None and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == version:
-            return entry[1], True
+        version = found.get(version_key)
+        hit, value = cached_for_user_hit(found, user_id, name, parts)
+        if hit:
+            return value, True
     if version is None:  # a miss with the version in hand needs no second read
         version = user_data_version(user_id)
     if version is None:

@@ -40,6 +40,7 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -230,8 +231,17 @@ def rate_limits_wait(request: HttpRequest, limits: list[Limit], *, read: list[st
     return max(1, windows[exceeded - 1] - int(ratelimit_core.time.time()) + 1)
 
 
-def api_rate_limit_wait(request: HttpRequest) -> int | None:
-    """Count an API request against the IP and user limits; seconds to wait if over."""
+# Set on a request already counted (by healthtrack.cached_reads), so it is counted once.
+COUNTED = "_healthtrack_rate_limit_counted"
+
+
+def api_rate_limit_wait(request: HttpRequest, *, also_read: Sequence[str] = ()) -> int | None:
+    """Count an API request against the IP and user limits; seconds to wait if over.
+
+    With a signed token, the caller's authentication snapshot and the cache keys
+    ``also_read`` are read in the same round trip (``PREFETCHED_CACHE_VALUES``).
+    """
+    setattr(request, COUNTED, True)
     ip = rate_limit_ip(request)
     per_minute = settings.RATE_LIMIT_REQUESTS_PER_MINUTE
     limits = [
@@ -241,7 +251,7 @@ def api_rate_limit_wait(request: HttpRequest) -> int | None:
     read: list[str] = []
     if (user_id := bearer_user_id(request)) is not None:
         limits.append(Limit("api:user:minute", f"user:{user_id}", per_minute, MINUTE))
-        read = user_auth_snapshot_keys(user_id)
+        read = [*user_auth_snapshot_keys(user_id), *also_read]
     return rate_limits_wait(request, limits, read=read)
 
 
@@ -297,7 +307,7 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.RATE_LIMIT_ENABLED and request.path.startswith("/api/"):
+        if settings.RATE_LIMIT_ENABLED and request.path.startswith("/api/") and not hasattr(request, COUNTED):
             wait = api_rate_limit_wait(request)
             if wait is not None:
                 return rate_limited_response(wait)

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthtrack.middleware.ApiPathMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "healthtrack.cached_reads.CachedReadMiddleware",
     "healthtrack.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -202,6 +203,9 @@ CACHE_RETRY_AFTER_SECONDS = env.float("CACHE_RETRY_AFTER_SECONDS", default=2.0)
 REDIS_CACHE_EXPIRE_INSIGHTS = env.int("REDIS_CACHE_EXPIRE_INSIGHTS", default=3600)
 REDIS_CACHE_EXPIRE_METRICS = env.int("REDIS_CACHE_EXPIRE_METRICS", default=300)
 REDIS_CACHE_EXPIRE_PROFILE = env.int("REDIS_CACHE_EXPIRE_PROFILE", default=86400)
+# Cache hits of these reads are answered before DRF (healthtrack/cached_reads.py).
+CACHED_READS_ENABLED = env.bool("CACHED_READS_ENABLED", default=True)
+CACHED_READS = ["insights.views.recommendations_cached_read", "metrics.views.summary_cached_read"]
 
 # --- Rate limits (healthtrack/ratelimit.py; docs/protection.md) ---------------------
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)

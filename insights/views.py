@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthtrack.audit import audit_deny, audit_set
+from healthtrack.cached_reads import CachedRead, plain_int
 from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
 from healthtrack.permissions import Access, authorize_subject, is_admin, is_clinician, parse_user_id
@@ -61,6 +64,27 @@ class RecommendationsView(APIView):
         audit_set(request, action=AuditAction.READ, resource_type=RECOMMENDATION, subject_id=user_id)
         # The cached body is served as stored: no serializer, no renderer on a cache hit.
         return HttpResponse(body, content_type="application/json")
+
+
+def _recommendations_entry(query) -> tuple[str, tuple] | None:
+    days = plain_int(
+        query.get("days"), default=services.DEFAULT_WINDOW_DAYS, low=1, high=services.MAX_WINDOW_DAYS
+    )
+    use_cache = query.get("use_cache")
+    if days is None or (use_cache is not None and use_cache not in serializers.BooleanField.TRUE_VALUES):
+        return None
+    return services.RECOMMENDATIONS_CACHE_NAME, (days,)
+
+
+# Cache hits of RecommendationsView answered by healthtrack.cached_reads.
+recommendations_cached_read = CachedRead(
+    path=re.compile(r"/api/v1/recommendations/(?P<user_id>[0-9]+)"),
+    view=RecommendationsView,
+    view_name="recommendations",
+    resource_type=RECOMMENDATION,
+    entry=_recommendations_entry,
+    body=lambda body, snapshot: body,
+)
 
 
 class HealthInsightCreateView(APIView):

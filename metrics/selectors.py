@@ -11,11 +11,14 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, router
 from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
+from healthtrack.cache import cached_for_user
 from healthtrack.db import local_date, local_day_bounds
+from healthtrack.renderers import dumps
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
 from metrics.serializers import METRIC_FIELDS, iso_datetime
@@ -324,3 +327,63 @@ def metric_summary(
             "daily": [{k: v for k, v in point.items() if k != "latest"} for point in points],
         }
     return {"start_date": first_day.isoformat(), "end_date": today.isoformat(), "metrics": metrics}
+
+
+SUMMARY_CACHE_NAME = "metric_summary"
+
+
+def metric_summary_cache_parts(*, days: int, metric_type: str | None) -> tuple:
+    """The parts of a summary's cache key. The time zone and the local date it was
+    computed for are kept in the entry (``metric_summary_cached_body``), not in the key,
+    so a reader can name the key before it knows the person's time zone."""
+    return (days, metric_type or "all")
+
+
+def metric_summary_cached_body(entry: Any, *, tz: str, today: date) -> bytes | None:
+    """The body stored in a summary cache ``entry``, if it was computed in ``tz`` for
+    ``today``; None when the person's time zone or local date has changed since."""
+    if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == tz and entry[1] == today.isoformat():
+        return entry[2]
+    return None
+
+
+def metric_summary_body(
+    *, user_id: int, tz: str, days: int, today: date, metric_type: str | None = None
+) -> tuple[bytes, bool]:
+    """The JSON body of ``GET /health-metrics/summary`` and whether it came from the cache.
+
+    The cache holds the finished body (``cached: true``, as served on a hit) under the
+    user's data version, so a hit is served without rendering; on a miss the summary is
+    computed (``metric_summary``), stored, and answered with ``cached: false``.
+    """
+    fresh: dict[str, Any] = {}
+
+    def compute() -> tuple[str, str, bytes]:
+        summary = metric_summary(
+            user_id=user_id,
+            tz=tz,
+            days=days,
+            today=today,
+            metric_types=[metric_type] if metric_type else None,
+        )
+        fresh["payload"] = {
+            "user_id": user_id,
+            "days": days,
+            "timezone": tz,
+            "start_date": summary["start_date"],
+            "end_date": summary["end_date"],
+            "cached": True,
+            "metrics": summary["metrics"],
+        }
+        return tz, today.isoformat(), dumps(fresh["payload"])
+
+    parts = metric_summary_cache_parts(days=days, metric_type=metric_type)
+    timeout = settings.REDIS_CACHE_EXPIRE_METRICS
+    entry, cached = cached_for_user(user_id, SUMMARY_CACHE_NAME, parts, timeout, compute)
+    if cached:
+        body = metric_summary_cached_body(entry, tz=tz, today=today)
+        if body is not None:
+            return body, True
+        # Computed for another local day or time zone: replace it.
+        cached_for_user(user_id, SUMMARY_CACHE_NAME, parts, timeout, compute, refresh=True)
+    return dumps({**fresh["payload"], "cached": False}), False

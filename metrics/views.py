@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthtrack.audit import audit_set
-from healthtrack.cache import cached_for_user
+from healthtrack.cached_reads import CachedRead, plain_int
 from healthtrack.errors import PayloadTooLarge
 from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
@@ -39,6 +40,7 @@ from users.selectors import user_is_active, user_timezone_name
 RESOURCE = "metric"
 TAGS = ["health-metrics"]
 SUMMARY_MAX_DAYS = 365
+SUMMARY_DEFAULT_DAYS = 30
 BULK_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 # --- Query parameters ------------------------------------------------------------------
@@ -109,7 +111,7 @@ def _query_datetime(request, name: str) -> datetime | None:
 def _query_days(request) -> int:
     raw = request.query_params.get("days")
     if raw is None:
-        return 30
+        return SUMMARY_DEFAULT_DAYS
     try:
         days = int(raw)
     except ValueError:
@@ -364,32 +366,39 @@ class MetricSummaryView(APIView):
         days = _query_days(request)
         metric_type = _query_metric_type(request)
         today = timezone.now().astimezone(ZoneInfo(tz)).date()
-
-        def compute():
-            return selectors.metric_summary(
-                user_id=user_id,
-                tz=tz,
-                days=days,
-                today=today,
-                metric_types=[metric_type] if metric_type else None,
-            )
-
-        summary, cached = cached_for_user(
-            user_id,
-            "metric_summary",
-            (days, metric_type or "all", tz, today.isoformat()),
-            settings.REDIS_CACHE_EXPIRE_METRICS,
-            compute,
+        body, _ = selectors.metric_summary_body(
+            user_id=user_id, tz=tz, days=days, today=today, metric_type=metric_type
         )
         audit_set(request, action=AuditAction.READ, resource_type=RESOURCE, subject_id=user_id)
-        return Response(
-            {
-                "user_id": user_id,
-                "days": days,
-                "timezone": tz,
-                "start_date": summary["start_date"],
-                "end_date": summary["end_date"],
-                "cached": cached,
-                "metrics": summary["metrics"],
-            }
-        )
+        # The cached body is served as stored: no renderer on a cache hit.
+        return HttpResponse(body, content_type="application/json")
+
+
+def _summary_entry(query) -> tuple[str, tuple] | None:
+    days = plain_int(query.get("days"), default=SUMMARY_DEFAULT_DAYS, low=1, high=SUMMARY_MAX_DAYS)
+    metric_type = query.get("metric_type")
+    if days is None or (metric_type is not None and metric_type not in METRIC_TYPES):
+        return None
+    return selectors.SUMMARY_CACHE_NAME, selectors.metric_summary_cache_parts(
+        days=days, metric_type=metric_type
+    )
+
+
+def _summary_body(entry, snapshot) -> bytes | None:
+    tz = snapshot["timezone"]
+    if tz not in available_timezones():
+        return None
+    today = timezone.now().astimezone(ZoneInfo(tz)).date()
+    return selectors.metric_summary_cached_body(entry, tz=tz, today=today)
+
+
+# Cache hits of MetricSummaryView answered by healthtrack.cached_reads.
+summary_cached_read = CachedRead(
+    path=re.compile(r"/api/v1/health-metrics/summary"),
+    view=MetricSummaryView,
+    view_name="metric-summary",
+    resource_type=RESOURCE,
+    entry=_summary_entry,
+    body=_summary_body,
+    subject_param="user_id",
+)

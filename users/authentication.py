@@ -7,11 +7,20 @@ sessions. Each of those takes effect on the very next request.
 
 A token is decoded once per request (``validated_access_token``): the rate limiter,
 which runs first, and authentication share the result. Decoding is the expensive part
-of a cached request (PyJWT checks every character of the token).
+of a cached request (PyJWT checks every character of the token), and a client sends the
+same token for its whole lifetime, so each process also remembers the last few thousand
+tokens whose signature it has checked: a token seen before costs a dictionary lookup
+and an expiry check. Only tokens that passed every check are remembered, and expiry is
+checked again on every use; what revokes a token early lives in the snapshot, read on
+every request.
 """
 
 from __future__ import annotations
 
+import time
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
@@ -33,12 +42,41 @@ def bearer_token(request: HttpRequest) -> str | None:
     return parts[1]
 
 
+# Tokens this process has verified, by their raw text. Bounded: emptied when full,
+# which costs the next few requests one decode each.
+VERIFIED_TOKENS_MAX = 2048
+_verified_tokens: dict[str, AccessToken] = {}
+
+
+@receiver(setting_changed)
+def _forget_verified_tokens(*, setting, **kwargs) -> None:
+    # A new signing key must not accept tokens checked against the old one (tests).
+    if setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY"):
+        _verified_tokens.clear()
+
+
+def _access_token(raw_token: str) -> AccessToken:
+    """The verified token; TokenError if it is not valid now."""
+    token = _verified_tokens.get(raw_token)
+    if token is not None:
+        expires = token.payload.get("exp")
+        if isinstance(expires, int | float) and expires > time.time():
+            return token
+        # Expired (or about to be): the full check gives simplejwt's own error.
+        _verified_tokens.pop(raw_token, None)
+    token = AccessToken(raw_token)
+    if len(_verified_tokens) >= VERIFIED_TOKENS_MAX:
+        _verified_tokens.clear()
+    _verified_tokens[raw_token] = token
+    return token
+
+
 def validated_access_token(request: HttpRequest, raw_token: str) -> AccessToken:
     """``raw_token`` checked (signature, expiry, type) once per request; InvalidToken if not."""
     memo = getattr(request, _MEMO, None)
     if memo is None or memo[0] != raw_token:
         try:
-            memo = (raw_token, AccessToken(raw_token), None)
+            memo = (raw_token, _access_token(raw_token), None)
         except TokenError as error:
             memo = (raw_token, None, error)
         setattr(request, _MEMO, memo)
@@ -79,10 +117,20 @@ class JWTAuthentication(SimpleJWTAuthentication):
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("Token contained no recognizable user identification") from None
         snapshot = user_auth_snapshot(user_id=user_id, prefetched=self._prefetched)
-        if snapshot is None or not snapshot["is_active"]:
-            raise AuthenticationFailed("User is inactive or deleted.", code="user_inactive")
-        if validated_token.get(EPOCH_CLAIM) != snapshot["auth_epoch"]:
-            raise AuthenticationFailed("Token has been revoked.", code="token_revoked")
-        if validated_token.get(SESSION_CLAIM) in snapshot["revoked_sessions"]:
-            raise AuthenticationFailed("Token has been revoked.", code="token_revoked")
+        refusal = snapshot_refusal(snapshot, validated_token)
+        if refusal is not None:
+            raise AuthenticationFailed(*refusal)
         return user_from_snapshot(snapshot)
+
+
+def snapshot_refusal(snapshot: dict | None, token: AccessToken) -> tuple[str, str] | None:
+    """Why the user's snapshot refuses this (validly signed) token, as ``(message, code)``;
+    None when the token is good: the user is active, and neither a password change
+    (epoch) nor a sign-out (session) has revoked it."""
+    if snapshot is None or not snapshot["is_active"]:
+        return "User is inactive or deleted.", "user_inactive"
+    if token.get(EPOCH_CLAIM) != snapshot["auth_epoch"]:
+        return "Token has been revoked.", "token_revoked"
+    if token.get(SESSION_CLAIM) in snapshot["revoked_sessions"]:
+        return "Token has been revoked.", "token_revoked"
+    return None

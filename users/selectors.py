@@ -55,6 +55,16 @@ def user_auth_snapshot_keys(user_id: int) -> list[str]:
     return [_auth_version_key(user_id), _auth_snapshot_key(user_id)]
 
 
+def user_auth_snapshot_current(*, user_id: int, found: dict[str, Any]) -> dict[str, Any] | None:
+    """The snapshot among cache values ``found`` (read from ``user_auth_snapshot_keys``)
+    if it is current; None when it is missing or older than the user's auth version."""
+    version = found.get(_auth_version_key(user_id))
+    snapshot = found.get(_auth_snapshot_key(user_id))
+    if version is not None and snapshot is not None and snapshot.get("v") == version:
+        return snapshot
+    return None
+
+
 def user_auth_snapshot(*, user_id: int, prefetched: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The user's snapshot: one cache round trip when warm (none when ``prefetched``
     holds its keys), the database otherwise."""
@@ -63,10 +73,10 @@ def user_auth_snapshot(*, user_id: int, prefetched: dict[str, Any] | None = None
         found = prefetched
     else:
         found = cache.get_many([version_key, snapshot_key])
-    version = found.get(version_key)
-    snapshot = found.get(snapshot_key)
-    if version is not None and snapshot is not None and snapshot.get("v") == version:
+    snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
+    if snapshot is not None:
         return snapshot
+    version = found.get(version_key)
     if version is None:
         version = timezone.now().timestamp()
         if not cache.add(version_key, version, timeout=None):

@@ -1,0 +1,199 @@
+"""Cache hits answered before the framework: the hottest reads, served as stored.
+
+A person's recommendations and metric summary are finished JSON bodies in the cache
+almost every time a client asks for them (``insights.services.recommendations_body``,
+``metrics.selectors.metric_summary_body``). Through DRF such a hit costs several times
+what reading it does: sessions, CSRF, authentication classes, content negotiation,
+permission classes and query serializers run for a request whose answer is one cache
+read. ``CachedReadMiddleware`` answers it itself, but only when everything the view
+would check holds:
+
+* a ``GET`` without a body, asking for JSON (no ``Accept``, ``*/*`` or
+  ``application/json``);
+* a validly signed, unexpired access token whose user's current authentication
+  snapshot accepts it: active, not revoked by a password change or a sign-out (the
+  same ``snapshot_refusal`` as ``users.authentication.JWTAuthentication``);
+* the person asked about is the caller (a clinician or an administrator reading
+  someone else's data goes through the view and its authorization);
+* query parameters in the plain form the route declares (anything else, valid or not,
+  is left to the view, which gives the usual 400 naming the field);
+* a cache entry stored under the person's current data version.
+
+The request is counted against the rate limits in the same Redis round trip that reads
+the snapshot and the entry, so a hit costs one round trip. It leaves the same audit row
+(``audit_request_finish``), request log line, ``/metrics`` counters and headers as the
+view's answer. In every other case the request goes on down the stack unchanged (already
+counted once). ``CACHED_READS_ENABLED=false`` turns this off. ``tests/test_cached_reads.py``
+asserts that both paths give the same status, headers, body and audit rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from healthtrack.audit import audit_request_finish, audit_set
+from healthtrack.cache import cached_for_user_hit, cached_for_user_keys
+from healthtrack.models import AuditAction
+from healthtrack.ratelimit import PREFETCHED_CACHE_VALUES, api_rate_limit_wait, rate_limited_response
+from users.authentication import bearer_token, snapshot_refusal, validated_access_token
+from users.selectors import user_auth_snapshot_current, user_auth_snapshot_keys
+
+_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+_PLAIN_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """A read route whose cache hits ``CachedReadMiddleware`` may answer.
+
+    ``path`` matches the whole (slash-normalised) path; a ``user_id`` group names the
+    person asked about, as does the ``subject_param`` query parameter; without either
+    it is the caller. ``entry(query)`` gives the ``cached_for_user`` name and key parts
+    for the query parameters, or None when they are not in the plain form the route
+    answers here. ``body(value, snapshot)`` gives the response body from the cached
+    value, or None when the value does not fit the caller (e.g. another local day).
+    ``view`` is the view answering the route otherwise (for its ``Allow`` header),
+    ``view_name`` and ``resource_type`` are its URL name and audit resource type.
+    """
+
+    path: re.Pattern[str]
+    view: type
+    view_name: str
+    resource_type: str
+    entry: Callable[[Mapping[str, str]], tuple[str, tuple] | None]
+    body: Callable[[Any, dict[str, Any]], bytes | None]
+    subject_param: str | None = None
+
+
+def plain_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
+    """``raw`` as a whole number in [low, high] written plainly (digits, no sign, no
+    leading zero), ``default`` when absent; None for anything else."""
+    if raw is None:
+        return default
+    if not _PLAIN_ID.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
+@dataclass(frozen=True)
+class _ViewMatch:
+    """What /metrics reads of ``request.resolver_match`` (``view_name``), for a request
+    answered before URL resolution."""
+
+    view_name: str
+
+
+def _single_values(request: HttpRequest) -> dict[str, str] | None:
+    """The query parameters, each given once; None when one is repeated."""
+    query = request.GET
+    values = {}
+    for name, given in query.lists():
+        if len(given) != 1:
+            return None
+        values[name] = given[0]
+    return values
+
+
+class CachedReadMiddleware:
+    """Answer cache hits of the ``CACHED_READS`` routes (see the module docstring).
+
+    Sits where the rate limits are counted (after CORS, which adds its headers to the
+    answer; before sessions, CSRF, authentication and the audit middleware, whose work
+    it does itself or does not need)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.routes: list[CachedRead] = [import_string(name) for name in settings.CACHED_READS]
+        # Headers the view's answer gets from DRF and the middleware after this one.
+        self.headers = {route: self._headers(route) for route in self.routes}
+
+    @staticmethod
+    def _headers(route: CachedRead) -> dict[str, str]:
+        view = route.view()
+        view.setup(HttpRequest())  # as for a request: adds HEAD where there is GET
+        headers = {"Allow": ", ".join(view.allowed_methods)}
+        if "django.middleware.clickjacking.XFrameOptionsMiddleware" in settings.MIDDLEWARE:
+            headers["X-Frame-Options"] = settings.X_FRAME_OPTIONS
+        return headers
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.CACHED_READS_ENABLED and request.method == "GET":
+            path = request.path_info
+            for route in self.routes:
+                match = route.path.fullmatch(path)
+                if match is not None:
+                    response = self._answer(request, route, match)
+                    if response is not None:
+                        return response
+                    break
+        return self.get_response(request)
+
+    def _answer(self, request: HttpRequest, route: CachedRead, match: re.Match) -> HttpResponse | None:
+        meta = request.META
+        if meta.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta:
+            return None
+        if meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPTS:
+            return None
+        raw_token = bearer_token(request)
+        if raw_token is None:
+            return None
+        try:
+            token = validated_access_token(request, raw_token)
+            user_id = int(token[jwt_settings.USER_ID_CLAIM])
+        except (InvalidToken, KeyError, TypeError, ValueError):
+            return None
+        query = _single_values(request)
+        if query is None:
+            return None
+        subject = match.groupdict().get("user_id")
+        if subject is None and route.subject_param is not None:
+            subject = query.get(route.subject_param)
+        if subject is not None and subject != str(user_id):
+            return None
+        entry = route.entry(query)
+        if entry is None:
+            return None
+        name, parts = entry
+        entry_keys = cached_for_user_keys(user_id, name, parts)
+        snapshot_keys = user_auth_snapshot_keys(user_id)
+        found = None
+        if settings.RATE_LIMIT_ENABLED:
+            wait = api_rate_limit_wait(request, also_read=entry_keys)
+            if wait is not None:
+                return rate_limited_response(wait)
+            found = getattr(request, PREFETCHED_CACHE_VALUES, None)
+        if found is None:  # not on Redis, or limits off: read them here
+            found = cache.get_many([*snapshot_keys, *entry_keys])
+        snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
+        if snapshot is None or snapshot_refusal(snapshot, token) is not None:
+            return None
+        hit, value = cached_for_user_hit(found, user_id, name, parts)
+        body = route.body(value, snapshot) if hit else None
+        if body is None:
+            return None
+        request.resolver_match = _ViewMatch(route.view_name)
+        context = getattr(request, "log_context", None)
+        if context is not None:
+            context.user_id = user_id
+        response = HttpResponse(body, content_type="application/json", headers=self.headers[route])
+        response["Content-Length"] = str(len(body))
+        audit_set(
+            request,
+            action=AuditAction.READ,
+            resource_type=route.resource_type,
+            subject_id=user_id,
+            actor_id=user_id,
+        )
+        audit_request_finish(request, status=response.status_code)
+        return response

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import tempfile
 import time
-import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +28,7 @@ from healthtrack.observability import METRICS_PATHS
 logger = logging.getLogger("healthtrack.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 # Paths whose canonical form has no trailing slash; the admin keeps Django's slashes.
@@ -41,8 +42,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = request.META.get(_REQUEST_ID_META, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else secrets.token_hex(16)
         request.request_id = request_id
         context = RequestContext(request_id=request_id, path=request.path, method=request.method)
         request.log_context = context

@@ -36,6 +36,7 @@ developer process and is flagged by ``check --deploy`` (healthtrack.W003).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import threading
@@ -97,7 +98,11 @@ fail_open_warning = _FailOpenWarning()
 
 def rate_limit_ip(request: HttpRequest) -> str:
     """The address a client is counted under: its IP, or its /64 for IPv6."""
-    ip = client_ip(request)
+    return _counted_address(client_ip(request))
+
+
+@functools.lru_cache(maxsize=4096)
+def _counted_address(ip: str) -> str:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -161,7 +166,14 @@ class Limit:
         return _get_window(self.value, self.period)
 
     def cache_key(self, window: int) -> str:
-        return _make_cache_key(self.group, window, (self.limit, self.period), self.value, ALL)
+        return _counter_key(self.group, window, self.limit, self.period, self.value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _counter_key(group: str, window: int, limit: int, period: int, value: str) -> str:
+    # django-ratelimit's key (an MD5 of the parts); the same few keys recur every request
+    # of a window, so each is hashed once.
+    return _make_cache_key(group, window, (limit, period), value, ALL)
 
 
 # KEYS: the counters in order, then keys to read; ARGV: the number of counters, then the

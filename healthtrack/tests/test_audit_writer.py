@@ -102,9 +102,10 @@ def test_a_forked_process_starts_its_own_writer_thread():
     writer.write(_row("child"), timeout=10)
     assert writer._queue is not parent_queue
     assert AuditEvent.objects.count() == 2
-    stopped = threading.Event()
+    stopped = threading.Lock()  # the writer releases it once the thread has finished
+    stopped.acquire()
     parent_queue.put((audit._STOP, stopped, []))  # end the parent's thread in this test
-    assert stopped.wait(10)
+    assert stopped.acquire(timeout=10)
 
 
 def test_the_middleware_commits_through_the_writer(settings, make_client):

@@ -25,7 +25,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from goals.models import GoalStatus, GoalType, HealthGoal, Priority
-from goals.selectors import metric_current_value
+from goals.selectors import goal_followed_metric_types, metric_current_value
 from healthtrack.cache import user_data_version_bump
 from metrics.registry import METRIC_TYPES, get_metric_type, normalize_unit
 from users.selectors import user_timezone_name
@@ -382,11 +382,7 @@ def goals_follow_metrics(*, user_id: int, metric_types: Iterable[str]) -> None:
     wanted = {metric_type for metric_type in metric_types if metric_type in METRIC_TYPES}
     if not wanted:
         return
-    followed = list(
-        HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric_type__in=wanted)
-        .values_list("metric_type", flat=True)
-        .distinct()
-    )
+    followed = goal_followed_metric_types(user_id=user_id, metric_types=sorted(wanted))
     if followed:
         _goals_refresh(user_id=user_id, metric_types=followed)
 

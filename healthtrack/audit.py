@@ -137,11 +137,13 @@ def audit_row(*, request: HttpRequest, entry: AuditEntry, status: int | None) ->
     )
 
 
-def audit_rows_insert(rows: list[tuple], *, using: str | None = None) -> None:
+def audit_rows_insert(rows: list[tuple], *, using: str | None = None, server_binding: bool = False) -> None:
     """Insert audit rows with one statement on the current thread's connection.
 
     A prepared multi-row ``INSERT`` rather than the ORM: it runs for every API request,
     and building model instances and compiling the query cost more than the write.
+    ``server_binding`` (the group-commit writer, on PostgreSQL) sends it through
+    psycopg's own cursor, see below.
     """
     connection = connections[using or router.db_for_write(AuditEvent)]
     json_adapt = connection.ops.adapt_json_value
@@ -155,14 +157,15 @@ def audit_rows_insert(rows: list[tuple], *, using: str | None = None) -> None:
         values[_IP_AT] = ip_adapt(values[_IP_AT])
         params.extend(values)
     sql = _insert_sql(connection, len(rows))
-    if connection.vendor != "postgresql":
+    if not server_binding or connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
     # psycopg's own cursor, not Django's client-side-binding one: the parameters travel
     # separately, and psycopg prepares a statement it has run a few times, so PostgreSQL
     # does not parse and plan the same INSERT for every batch. Errors still surface as
-    # Django's DatabaseError. (These writes are left out of /metrics' query timings.)
+    # Django's DatabaseError. (These writes are left out of /metrics' query timings and
+    # of Django's query log.)
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
@@ -254,7 +257,7 @@ class AuditWriter:
     def _commit(rows: list[tuple]) -> BaseException | None:
         for attempt in (1, 2):
             try:
-                audit_rows_insert(rows)
+                audit_rows_insert(rows, server_binding=True)
                 return None
             except DatabaseError as error:
                 # A connection broken by a database restart: drop it and retry once on

@@ -21,7 +21,7 @@ from healthtrack.db import local_date, local_day_bounds
 from healthtrack.renderers import dumps
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
-from metrics.serializers import METRIC_FIELDS, iso_datetime
+from metrics.serializers import METRIC_FIELDS, iso_datetime, metric_row_as_dict
 
 SUMMARY_DECIMALS = 2
 
@@ -49,6 +49,103 @@ def metric_list(
     if until is not None:
         queryset = queryset.filter(recorded_at__lte=until)
     return queryset.order_by("-recorded_at", "-id").values(*METRIC_FIELDS)
+
+
+class MetricRows:
+    """A user's samples newest first, as the API shows them (``metric_row_as_dict``), for
+    the paginator: ``count()`` and slices.
+
+    On PostgreSQL each is one statement compiled once per combination of filters, with
+    the timestamps written out by the database in ``iso_datetime``'s form: a page of 50
+    costs two small queries and no ORM compilation or timestamp parsing, which were
+    most of the list route's CPU. Elsewhere the ORM query of ``metric_list`` does it.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_id: int,
+        metric_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        self.filters = (user_id, metric_type, since, until)
+        self.connection = connections[router.db_for_read(HealthMetric)]
+
+    def _where(self) -> tuple[tuple[bool, ...], list[Any]]:
+        user_id, metric_type, since, until = self.filters
+        present = (metric_type is not None, since is not None, until is not None)
+        params = [user_id] + [value for value in (metric_type, since, until) if value is not None]
+        return present, params
+
+    def count(self) -> int:
+        if self.connection.vendor != "postgresql":
+            return self._queryset().count()
+        present, params = self._where()
+        with self.connection.cursor() as cursor:
+            cursor.execute(_metric_rows_sql(self.connection, present, count=True), params)
+            return cursor.fetchone()[0]
+
+    def __getitem__(self, page: slice) -> list[dict[str, Any]]:
+        if self.connection.vendor != "postgresql":
+            return [metric_row_as_dict(row) for row in self._queryset()[page]]
+        present, params = self._where()
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                _metric_rows_sql(self.connection, present, count=False),
+                [*params, page.stop - page.start, page.start],
+            )
+            return [dict(zip(METRIC_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+
+    def _queryset(self) -> QuerySet:
+        user_id, metric_type, since, until = self.filters
+        return metric_list(user_id=user_id, metric_type=metric_type, since=since, until=until)
+
+
+def _iso_text_sql(column: str) -> str:
+    """SQL writing the timestamptz ``column`` as ``iso_datetime`` does: UTC, ``Z``, and
+    the microseconds only when there are any."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN extract(microseconds FROM {utc})"
+        f"::bigint %% 1000000 = 0 THEN 'Z' ELSE to_char({utc}, '.US') || 'Z' END"
+    )
+
+
+_metric_rows_statements: dict[tuple[tuple[bool, ...], bool], str] = {}
+_FILTER_CONDITIONS = (("metric_type", "="), ("recorded_at", ">="), ("recorded_at", "<="))
+
+
+def _metric_rows_sql(connection, present: tuple[bool, ...], *, count: bool) -> str:
+    """The PostgreSQL page (or count) statement for the filters ``present`` (type, since,
+    until), built once."""
+    sql = _metric_rows_statements.get((present, count))
+    if sql is None:
+        sql = _metric_rows_statements[present, count] = _metric_rows_build(connection, present, count=count)
+    return sql
+
+
+def _metric_rows_build(connection, present: tuple[bool, ...], *, count: bool) -> str:
+    meta = HealthMetric._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    conditions = [f"{column('user')} = %s"]
+    for (name, operator), given in zip(_FILTER_CONDITIONS, present, strict=True):
+        if given:
+            conditions.append(f"{column(name)} {operator} %s")
+    where = " AND ".join(conditions)
+    table = quote(meta.db_table)
+    if count:
+        return f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608
+    selected = ", ".join(
+        _iso_text_sql(column(name)) if name in ("recorded_at", "created_at") else column(name)
+        for name in METRIC_FIELDS
+    )
+    order = f"{column('recorded_at')} DESC, {column('id')} DESC"
+    return f"SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608
 
 
 def metric_find_synced(*, user_id: int, source: str, external_id: str) -> HealthMetric | None:

@@ -31,7 +31,6 @@ from metrics.serializers import (
     MetricBulkSerializer,
     MetricSummarySerializer,
     metric_as_dict,
-    metric_row_as_dict,
 )
 from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, echo, parse_timestamp
 from users.models import available_timezones
@@ -283,7 +282,7 @@ class MetricUserListView(GenericAPIView):
         # A superuser's user_id may name no one (clinicians were checked by the care team).
         if user_id != request.user.pk and is_admin(request.user) and not user_is_active(user_id=user_id):
             raise NotFound()
-        rows = selectors.metric_list(user_id=user_id, metric_type=metric_type, since=since, until=until)
+        rows = selectors.MetricRows(user_id=user_id, metric_type=metric_type, since=since, until=until)
         page = self.paginate_queryset(rows)
         audit_set(
             request,
@@ -292,7 +291,7 @@ class MetricUserListView(GenericAPIView):
             subject_id=user_id,
             object_ids=[row["id"] for row in page],
         )
-        return self.get_paginated_response([metric_row_as_dict(row) for row in page])
+        return self.get_paginated_response(page)
 
 
 class MetricBulkView(APIView):

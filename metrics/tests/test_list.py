@@ -178,7 +178,7 @@ def test_recent_sample_round_trips_microseconds(auth_client, user):
 def test_a_page_is_read_off_the_index_not_sorted(auth_client, user):
     """With many samples, the newest page must come from the (user, -recorded_at, -id)
     index: sorting all of a heavy Apple Health importer's rows took milliseconds."""
-    from metrics.selectors import metric_list
+    from metrics.selectors import _metric_rows_sql, metric_list
 
     start = timezone.now() - datetime.timedelta(days=400)
     HealthMetric.objects.bulk_create(
@@ -191,11 +191,48 @@ def test_a_page_is_read_off_the_index_not_sorted(auth_client, user):
         )
         for i in range(5000)
     )
-    queryset = metric_list(user_id=user.pk)[:50]
+    orm_sql, orm_params = metric_list(user_id=user.pk)[:50].query.sql_with_params()
+    route_sql = _metric_rows_sql(connection, (False, False, False), count=False)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE metrics_healthmetric")
-        sql, params = queryset.query.sql_with_params()
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "Index" in plan, plan
+        for sql, params in ((orm_sql, orm_params), (route_sql, [user.pk, 50, 0])):
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Index" in plan and "Sort" not in plan, plan
     assert "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"metric_type": "steps"},
+        {"since": BASE - datetime.timedelta(hours=30)},
+        {"until": BASE},
+        {"metric_type": "steps", "since": BASE - datetime.timedelta(days=3), "until": BASE},
+    ],
+)
+def test_page_rows_are_what_the_orm_and_the_serializer_give(user, other_user, filters):
+    """The list route's precompiled statements (PostgreSQL) against the ORM query and
+    ``metric_row_as_dict``: same rows, same order, same text for every timestamp."""
+    from metrics.selectors import MetricRows, metric_list
+    from metrics.serializers import metric_row_as_dict
+
+    moments = [
+        BASE,  # no fraction: no ".000000"
+        BASE + datetime.timedelta(microseconds=120_000),
+        BASE - datetime.timedelta(hours=5, microseconds=5),
+        BASE - datetime.timedelta(days=2, microseconds=999_999),
+        datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC),
+    ]
+    for index, moment in enumerate(moments):
+        HealthMetricFactory(user=user, metric_type="steps", value=1000 + index, recorded_at=moment)
+        HealthMetricFactory(user=user, metric_type="heart_rate", value=60 + index, recorded_at=moment)
+    BloodPressureFactory(user=user, value=120, recorded_at=BASE, notes="après le café ☕")
+    HealthMetricFactory(user=other_user, recorded_at=BASE)
+    rows = MetricRows(user_id=user.pk, **filters)
+    expected = [metric_row_as_dict(row) for row in metric_list(user_id=user.pk, **filters)]
+    assert rows.count() == len(expected) > 0
+    assert rows[0:50] == expected
+    assert rows[2:5] == expected[2:5]
+    assert rows[len(expected) : len(expected) + 10] == []

@@ -134,9 +134,10 @@ DATABASES = {
 }
 _db = DATABASES["default"]
 # django-prometheus' wrappers of Django's own backends time every query for /metrics;
-# the PostgreSQL one keeps Django's connection pool (it only wraps the cursor class).
+# the PostgreSQL one keeps Django's connection pool (it only wraps the cursor class), and
+# healthtrack.postgresql extends it so the pool checks only connections that sat idle.
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    _db["ENGINE"] = "healthtrack.postgresql"
     _db.setdefault("OPTIONS", {})
     # Django's native psycopg pool. A request waits at most DB_POOL_TIMEOUT for a
     # connection, so a dead database answers 503 within 3 s instead of hanging a worker
@@ -154,8 +155,9 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     )
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
     _db["CONN_MAX_AGE"] = 0  # the pool owns connection lifetime
-    # The pool checks a connection before handing it out, so connections broken by a
-    # database restart are replaced instead of failing a request each.
+    # The pool checks a connection idle for a second or more before handing it out, so
+    # connections broken by a database restart are replaced instead of failing a
+    # request each (healthtrack/postgresql/base.py).
     _db["CONN_HEALTH_CHECKS"] = True
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"

@@ -1,0 +1,1 @@
+"""HealthTrack's PostgreSQL database backend (``ENGINE = "healthtrack.postgresql"``)."""

@@ -1,0 +1,68 @@
+"""The pool checks connections that sat idle, not every one it hands out
+(healthtrack/postgresql/base.py)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import psycopg
+import pytest
+from django.db import connection
+from psycopg_pool import ConnectionPool
+
+from healthtrack.postgresql.base import _RETURNED_AT, POOL_CHECK_IDLE_SECONDS, check_connection_if_idle
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs DATABASE_URL pointing at PostgreSQL (CI sets it)"
+)
+
+
+@pytest.mark.parametrize(
+    ("idle_seconds", "checked"),
+    [
+        (None, True),
+        (0.01, False),
+        (POOL_CHECK_IDLE_SECONDS - 0.1, False),
+        (POOL_CHECK_IDLE_SECONDS + 0.1, True),
+    ],
+)
+def test_only_connections_idle_long_enough_are_checked(idle_seconds, checked):
+    pooled = SimpleNamespace()
+    if idle_seconds is not None:
+        setattr(pooled, _RETURNED_AT, time.monotonic() - idle_seconds)
+    with mock.patch.object(ConnectionPool, "check_connection") as check:
+        check_connection_if_idle(pooled)
+    assert check.called is checked
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_pool_uses_the_idle_check_and_notes_when_a_connection_comes_back():
+    connection.ensure_connection()
+    assert connection.pool._check is check_connection_if_idle
+    raw = connection.connection
+    connection.close()  # back to the pool
+    assert time.monotonic() - getattr(raw, _RETURNED_AT) < 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_broken_while_idle_is_replaced_before_a_request_gets_it():
+    connection.close()
+    pool = connection.pool
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    raw = connection.connection
+    connection.close()
+    setattr(raw, _RETURNED_AT, time.monotonic() - POOL_CHECK_IDLE_SECONDS - 1)
+    with psycopg.connect(**{**connection.get_connection_params(), "autocommit": True}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+    for _ in range(pool.get_stats()["pool_size"] + 1):  # whichever connection comes out
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+        connection.close()

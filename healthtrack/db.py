@@ -1,11 +1,16 @@
-"""Database expressions shared by every app that groups data by a person's day."""
+"""Database expressions shared by every app that groups data by a person's day, and ORM
+queries compiled once per shape (``compiled_sql``)."""
 
 from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Callable
+from typing import Any
 
-from django.db.models import DateField, F, Func, Value
+from django.core.exceptions import EmptyResultSet
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import DateField, F, Func, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -75,3 +80,108 @@ def local_day_window(*, tz: str, days: int, now: datetime.datetime | None = None
     first_day = last_day - datetime.timedelta(days=days - 1)
     start, end = local_day_bounds(tz=tz, first_day=first_day, last_day=last_day)
     return first_day, last_day, start.astimezone(datetime.UTC), end.astimezone(datetime.UTC)
+
+
+# --- ORM queries compiled once per shape ----------------------------------------------
+
+_compiled_queries: dict[tuple, tuple[str, list, list[tuple[str, int | None, list[int]]]] | None] = {}
+_SCALAR_PARAMETERS = (int, str, datetime.datetime, datetime.date)
+
+
+def _marker(value: Any, number: int) -> Any:
+    """A stand-in for ``value`` of the same type that no real query would use."""
+    if isinstance(value, datetime.datetime):
+        return datetime.datetime(1000 + number, 1, 1, tzinfo=datetime.UTC if value.tzinfo else None)
+    if isinstance(value, datetime.date):
+        return datetime.date(1000 + number, 1, 1)
+    if isinstance(value, int):
+        return -(10**15) - number
+    return f"\x1fparameter {number}\x1f"
+
+
+def _is_parameter(value: Any) -> bool:
+    return isinstance(value, _SCALAR_PARAMETERS) and not isinstance(value, bool)
+
+
+def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any) -> tuple[str, list]:
+    """``build(**arguments).query.sql_with_params()``, with the ORM's work done once per
+    shape of the arguments.
+
+    Building and compiling a queryset costs more CPU than running a small aggregate:
+    on a cache miss of the recommendations or the summary it was most of the request.
+    The first call of a shape (``name`` + each argument's type, list length, or, for
+    ``None``/bools/other values, the value itself) builds the query with stand-in
+    values, finds where each lands in the parameters and keeps the SQL; later calls
+    only put their values in those places. ``build`` must give the same SQL for any
+    values of one shape (values may only ever become parameters). That is checked on
+    the first call against the ORM's own compilation of the real values; a shape that
+    fails the check (e.g. SQLite, which adapts datetimes to text) is always compiled by
+    the ORM.
+    """
+    shape = [name, connections[DEFAULT_DB_ALIAS].vendor]
+    for argument, value in arguments.items():
+        if isinstance(value, list) and all(_is_parameter(item) for item in value):
+            shape.append((argument, "list", len(value)))
+        elif _is_parameter(value):
+            shape.append((argument, type(value)))
+        else:
+            shape.append((argument, "constant", value))
+    key = tuple(shape)
+    template = _compiled_queries.get(key, _UNCOMPILED)
+    if template is _UNCOMPILED:
+        template = _compiled_queries[key] = _compile_template(build, arguments)
+    if template is None:
+        sql, params = build(**arguments).query.sql_with_params()
+        return sql, list(params)
+    sql, params, places = template
+    params = list(params)
+    for argument, index, positions in places:
+        value = arguments[argument] if index is None else arguments[argument][index]
+        for position in positions:
+            params[position] = value
+    return sql, params
+
+
+_UNCOMPILED = object()
+
+
+def _compile_template(build, arguments: dict[str, Any]):
+    stand_ins: dict[str, Any] = {}
+    markers: list[tuple[str, int | None, Any]] = []
+    for argument, value in arguments.items():
+        if isinstance(value, list) and all(_is_parameter(item) for item in value):
+            stand_ins[argument] = []
+            for index, item in enumerate(value):
+                marker = _marker(item, len(markers))
+                stand_ins[argument].append(marker)
+                markers.append((argument, index, marker))
+        elif _is_parameter(value):
+            marker = _marker(value, len(markers))
+            stand_ins[argument] = marker
+            markers.append((argument, None, marker))
+        else:
+            stand_ins[argument] = value
+    try:
+        expected = build(**arguments).query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    try:
+        sql, params = build(**stand_ins).query.sql_with_params()
+    except Exception:  # a value used as more than a parameter (a field name...)
+        return None
+    params = list(params)
+    places = []
+    for argument, index, marker in markers:
+        positions = [i for i, param in enumerate(params) if type(param) is type(marker) and param == marker]
+        if not positions:
+            return None  # the value went into the SQL text, or was transformed
+        places.append((argument, index, positions))
+    template = (sql, params, places)
+    substituted = list(params)
+    for argument, index, positions in places:
+        value = arguments[argument] if index is None else arguments[argument][index]
+        for position in positions:
+            substituted[position] = value
+    if (sql, substituted) != (expected[0], list(expected[1])):
+        return None
+    return template

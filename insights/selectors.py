@@ -23,7 +23,7 @@ from django.db.models.functions import Mod, RowNumber
 from django.utils import timezone
 
 from goals.models import GoalStatus, HealthGoal
-from healthtrack.db import local_date, zone_or_utc
+from healthtrack.db import compiled_sql, local_date, zone_or_utc
 from insights.engine import DayValue, GoalFact, NutritionDay, ProfileFacts, UserFeatures
 from insights.engine.rules import GOAL_TYPE_METRIC
 from insights.models import HealthInsight
@@ -185,23 +185,31 @@ def _nutrition_day_rows(user_ids: Sequence[int], since, until):
     )
 
 
-def _raw_rows(queryset) -> list[tuple]:
-    """Run a queryset's SQL and return the database's own row tuples (no field
-    converters: no decryption, no per-row conversion layer)."""
-    sql, params = queryset.query.sql_with_params()
+def _people_rows(user_ids: Sequence[int]):
+    """Active people's id, time zone, encrypted date of birth, gender and height."""
+    return User.objects.filter(pk__in=user_ids, is_active=True).values_list(
+        "id", "profile__timezone", "profile__date_of_birth", "profile__gender", "profile__height_cm"
+    )
+
+
+def _raw_rows(build, **arguments) -> list[tuple]:
+    """Run the SQL of the queryset ``build(**arguments)`` (compiled once per shape,
+    ``compiled_sql``) and return the database's own row tuples (no field converters:
+    no decryption, no per-row conversion layer)."""
+    sql, params = compiled_sql(f"insights.{build.__name__}", build, **arguments)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def _rows(queryset, *, day_column: int = 2) -> list[tuple]:
-    """Run an aggregate queryset and return the database's own row tuples.
+def _rows(build, *, day_column: int = 2, **arguments) -> list[tuple]:
+    """Run an aggregate query (``_raw_rows``) and return the database's own row tuples.
 
     The ORM builds the SQL (portable, per-user time zones and all); running it on the
     cursor skips the per-row conversion layer, which on a batch of 500 people's month
     is most of the cost. Only dates need converting, on SQLite, which returns text.
     """
-    rows = _raw_rows(queryset)
+    rows = _raw_rows(build, **arguments)
     if rows and isinstance(rows[0][day_column], str):
         parse = datetime.date.fromisoformat
         rows = [(*row[:day_column], parse(row[day_column]), *row[day_column + 1 :]) for row in rows]
@@ -231,11 +239,7 @@ def insight_features_for_users(
 
     # Read raw: the date of birth is decrypted per person below, so one value no key can
     # decrypt is that person's problem, not the batch's.
-    people = _raw_rows(
-        User.objects.filter(pk__in=ids, is_active=True).values_list(
-            "id", "profile__timezone", "profile__date_of_birth", "profile__gender", "profile__height_cm"
-        )
-    )
+    people = _raw_rows(_people_rows, user_ids=ids)
     if not people:
         return batch
     found = [row[0] for row in people]
@@ -268,7 +272,7 @@ def insight_features_for_users(
         lambda: defaultdict(dict)
     )
     for user_id, code, day, total, average, low, high, secondary, secondary_high, samples in _rows(
-        _metric_day_rows(found, wanted - latest_types, since, until)
+        _metric_day_rows, user_ids=found, types=sorted(wanted - latest_types), since=since, until=until
     ):
         start, today = windows[user_id]
         if start <= day <= today:
@@ -277,14 +281,16 @@ def insight_features_for_users(
             )
     if latest_types:
         for user_id, code, day, value, secondary in _rows(
-            _metric_latest_rows(found, latest_types, since, until)
+            _metric_latest_rows, user_ids=found, types=sorted(latest_types), since=since, until=until
         ):
             start, today = windows[user_id]
             if start <= day <= today:
                 metrics_by_user[user_id][code][day] = DayValue(value, None, None, secondary)
 
     nutrition_by_user: dict[int, dict[datetime.date, NutritionDay]] = defaultdict(dict)
-    for user_id, day, *totals in _rows(_nutrition_day_rows(found, since, until), day_column=1):
+    for user_id, day, *totals in _rows(
+        _nutrition_day_rows, day_column=1, user_ids=found, since=since, until=until
+    ):
         start, today = windows[user_id]
         if start <= day <= today:
             nutrition_by_user[user_id][day] = NutritionDay(*totals)

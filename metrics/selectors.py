@@ -17,7 +17,7 @@ from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from healthtrack.cache import cached_for_user
-from healthtrack.db import local_date, local_day_bounds
+from healthtrack.db import compiled_sql, local_date, local_day_bounds
 from healthtrack.renderers import dumps
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
@@ -240,26 +240,14 @@ def _daily_groups(*, user_id: int, metric_types: Sequence[str], since: datetime,
     )
 
 
-def metric_daily_series(
-    *, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime, tz: str
-) -> dict[str, list[dict[str, Any]]]:
-    """Per metric type, one point per local day (in ``tz``) with data in ``[since, until)``.
-
-    Each point: ``date`` (ISO), ``value`` (the day as one number, by the type's daily
-    aggregate: sum, avg or the day's latest sample), ``avg``, ``min``, ``max``, ``sum``,
-    ``count``, ``secondary`` ({avg, min, max} of diastolic for blood pressure, else
-    None) and ``latest`` ({value, secondary_value, recorded_at} of the day's last
-    sample). Oldest day first. One query: per-day aggregates as window functions over
-    (type, local day), keeping each day's latest row.
-    """
-    if not metric_types:
-        return {}
+def _daily_series_rows(*, user_id: int, metric_types: list[str], since: datetime, until: datetime, tz: str):
+    """Each (type, local day)'s aggregates, on the row of the day's latest sample."""
     partition = [F("metric_type"), F("day")]
 
     def per_day(expression):
         return Window(expression, partition_by=partition)
 
-    rows = (
+    return (
         _window_queryset(user_id=user_id, metric_types=metric_types, since=since, until=until)
         .annotate(day=local_date("recorded_at", tz))
         .annotate(
@@ -293,6 +281,44 @@ def metric_daily_series(
             "sec_max",
         )
     )
+
+
+def _daily_series_dicts(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``_daily_series_rows(**arguments)`` as dicts. On PostgreSQL its SQL is
+    compiled once per shape and run on the cursor: PostgreSQL's own types already are
+    the ones the ORM gives (dates, aware datetimes, floats)."""
+    connection = connections[router.db_for_read(HealthMetric)]
+    if connection.vendor != "postgresql":
+        return list(_daily_series_rows(**arguments))
+    sql, params = compiled_sql("metrics.daily_series", _daily_series_rows, **arguments)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def metric_daily_series(
+    *, user_id: int, metric_types: Sequence[str], since: datetime, until: datetime, tz: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Per metric type, one point per local day (in ``tz``) with data in ``[since, until)``.
+
+    Each point: ``date`` (ISO), ``value`` (the day as one number, by the type's daily
+    aggregate: sum, avg or the day's latest sample), ``avg``, ``min``, ``max``, ``sum``,
+    ``count``, ``secondary`` ({avg, min, max} of diastolic for blood pressure, else
+    None) and ``latest`` ({value, secondary_value, recorded_at} of the day's last
+    sample). Oldest day first. One query: per-day aggregates as window functions over
+    (type, local day), keeping each day's latest row.
+    """
+    if not metric_types:
+        return {}
+    arguments = {
+        "user_id": user_id,
+        "metric_types": list(metric_types),
+        "since": since,
+        "until": until,
+        "tz": tz,
+    }
+    rows = _daily_series_dicts(arguments)
     series: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         metric_type = METRIC_TYPES[row["metric_type"]]
@@ -342,9 +368,16 @@ def metric_totals(
     """
     if not metric_types:
         return {}
-    daily = _daily_groups(user_id=user_id, metric_types=metric_types, since=since, until=until, tz=tz)
-    connection = connections[daily.db]
-    inner_sql, params = daily.query.sql_with_params()
+    connection = connections[router.db_for_read(HealthMetric)]
+    inner_sql, params = compiled_sql(
+        "metrics.daily_groups",
+        _daily_groups,
+        user_id=user_id,
+        metric_types=list(metric_types),
+        since=since,
+        until=until,
+        tz=tz,
+    )
     # inner_sql is Django's own compiled SQL; every value is in params.
     outer_select = (
         "SELECT daily.metric_type, SUM(daily.day_count), COUNT(*), SUM(daily.day_sum), "

@@ -121,9 +121,11 @@ def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any)
     shape = [name, connections[DEFAULT_DB_ALIAS].vendor]
     for argument, value in arguments.items():
         if isinstance(value, list) and all(_is_parameter(item) for item in value):
-            shape.append((argument, "list", len(value)))
+            shape.append((argument, "list", len(value), frozenset(map(type, value))))
         elif _is_parameter(value):
-            shape.append((argument, type(value)))
+            # Naive and aware datetimes are prepared differently by the ORM.
+            aware = isinstance(value, datetime.datetime) and value.tzinfo is not None
+            shape.append((argument, type(value), aware))
         else:
             shape.append((argument, "constant", value))
     key = tuple(shape)

@@ -64,6 +64,8 @@ class CachedRead:
     value, or None when the value does not fit the caller (e.g. another local day).
     ``view`` is the view answering the route otherwise (for its ``Allow`` header),
     ``view_name`` and ``resource_type`` are its URL name and audit resource type.
+    ``query_names`` are the query parameters the route answers here; any other (DRF's
+    ``format`` for one) sends the request to the view.
     """
 
     path: re.Pattern[str]
@@ -72,6 +74,7 @@ class CachedRead:
     resource_type: str
     entry: Callable[[Mapping[str, str]], tuple[str, tuple] | None]
     body: Callable[[Any, dict[str, Any]], bytes | None]
+    query_names: frozenset[str]
     subject_param: str | None = None
 
 
@@ -154,7 +157,7 @@ class CachedReadMiddleware:
         except (InvalidToken, KeyError, TypeError, ValueError):
             return None
         query = _single_values(request)
-        if query is None:
+        if query is None or not query.keys() <= route.query_names:
             return None
         subject = match.groupdict().get("user_id")
         if subject is None and route.subject_param is not None:

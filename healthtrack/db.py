@@ -86,14 +86,18 @@ def local_day_window(*, tz: str, days: int, now: datetime.datetime | None = None
 
 _compiled_queries: dict[tuple, tuple[str, list, list[tuple[str, int | None, list[int]]]] | None] = {}
 _SCALAR_PARAMETERS = (int, str, datetime.datetime, datetime.date)
+# Longer lists (batch jobs' id lists, a different length each batch) are compiled by
+# the ORM every time: their shapes would rarely repeat.
+COMPILED_LIST_MAX = 50
 
 
 def _marker(value: Any, number: int) -> Any:
     """A stand-in for ``value`` of the same type that no real query would use."""
     if isinstance(value, datetime.datetime):
-        return datetime.datetime(1000 + number, 1, 1, tzinfo=datetime.UTC if value.tzinfo else None)
+        start = datetime.datetime(1000, 1, 1, tzinfo=datetime.UTC if value.tzinfo else None)
+        return start + datetime.timedelta(seconds=number)
     if isinstance(value, datetime.date):
-        return datetime.date(1000 + number, 1, 1)
+        return datetime.date(1000, 1, 1) + datetime.timedelta(days=number)
     if isinstance(value, int):
         return -(10**15) - number
     return f"\x1fparameter {number}\x1f"
@@ -120,6 +124,9 @@ def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any)
     """
     shape = [name, connections[DEFAULT_DB_ALIAS].vendor]
     for argument, value in arguments.items():
+        if isinstance(value, list) and len(value) > COMPILED_LIST_MAX:
+            shape = None  # a batch job's id list: a shape per length would pile up
+            break
         if isinstance(value, list) and all(_is_parameter(item) for item in value):
             shape.append((argument, "list", len(value), frozenset(map(type, value))))
         elif _is_parameter(value):
@@ -128,11 +135,16 @@ def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any)
             shape.append((argument, type(value), aware))
         else:
             shape.append((argument, "constant", value))
-    key = tuple(shape)
-    template = _compiled_queries.get(key, _UNCOMPILED)
-    if template is _UNCOMPILED:
-        template = _compiled_queries[key] = _compile_template(build, arguments)
-    if template is None:
+    template = None
+    if shape is not None:
+        key = tuple(shape)
+        try:
+            template = _compiled_queries.get(key, _UNCOMPILED)
+        except TypeError:  # an unhashable constant: not a shape that can be kept
+            key = None
+        if key is not None and template is _UNCOMPILED:
+            template = _compiled_queries[key] = _compile_template(build, arguments)
+    if template is None or template is _UNCOMPILED:
         sql, params = build(**arguments).query.sql_with_params()
         return sql, list(params)
     sql, params, places = template
@@ -150,7 +162,7 @@ _UNCOMPILED = object()
 def _compile_template(build, arguments: dict[str, Any]):
     stand_ins: dict[str, Any] = {}
     markers: list[tuple[str, int | None, Any]] = []
-    for argument, value in arguments.items():
+    for argument, value in arguments.items():  # at most a few hundred stand-ins
         if isinstance(value, list) and all(_is_parameter(item) for item in value):
             stand_ins[argument] = []
             for index, item in enumerate(value):

@@ -319,7 +319,11 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.RATE_LIMIT_ENABLED and request.path.startswith("/api/") and not hasattr(request, COUNTED):
+        if (
+            settings.RATE_LIMIT_ENABLED
+            and request.path_info.startswith("/api/")
+            and not hasattr(request, COUNTED)
+        ):
             wait = api_rate_limit_wait(request)
             if wait is not None:
                 return rate_limited_response(wait)

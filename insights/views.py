@@ -84,6 +84,7 @@ recommendations_cached_read = CachedRead(
     resource_type=RECOMMENDATION,
     entry=_recommendations_entry,
     body=lambda body, snapshot: body,
+    query_names=frozenset({"days", "use_cache"}),
 )
 
 

@@ -399,5 +399,6 @@ summary_cached_read = CachedRead(
     resource_type=RESOURCE,
     entry=_summary_entry,
     body=_summary_body,
+    query_names=frozenset({"days", "metric_type", "user_id"}),
     subject_param="user_id",
 )

@@ -126,3 +126,19 @@ def test_a_query_whose_values_shape_the_sql_is_not_kept():
     second = db.compiled_sql("test.by_name", by_name, name="user_id")
     assert first == (by_name(name="value").query.sql_with_params()[0], [1])
     assert second[0] == by_name(name="user_id").query.sql_with_params()[0]
+
+
+def test_long_lists_and_many_stand_ins_are_compiled_by_the_orm():
+    """A batch job's thousands of ids: no shape kept per length, no stand-in out of range."""
+    from healthtrack import db
+
+    db._compiled_queries.clear()
+    arguments = _arguments(0, users=db.COMPILED_LIST_MAX + 1)
+    assert db.compiled_sql("test.window", _window, **arguments)[1] == list(
+        _window(**arguments).query.sql_with_params()[1]
+    )
+    assert db._compiled_queries == {}
+    many = _arguments(0, users=db.COMPILED_LIST_MAX)
+    db.compiled_sql("test.window", _window, **many)  # 50 int stand-ins before the datetimes
+    assert db._marker(datetime.datetime(2026, 1, 1), 20_000).year == 1000
+    assert db._marker(datetime.date(2026, 1, 1), 20_000).year < 1100

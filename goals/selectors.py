@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import connections, router
 from django.db.models import Avg, Count, F, FloatField, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
 from goals.models import GoalStatus, HealthGoal
-from healthtrack.db import local_date, local_day_window
+from healthtrack.db import compiled_rows, local_date, local_day_window
 from metrics.models import HealthMetric
 from metrics.registry import DailyAggregate, get_metric_type
 
@@ -21,33 +20,25 @@ def goal_get(*, goal_id: int) -> HealthGoal | None:
     return HealthGoal.objects.filter(pk=goal_id).first()
 
 
-_followed_statements: dict[tuple[str, int], str] = {}
+def _followed_types(*, user_id: int, metric_types: list[str]) -> QuerySet:
+    return (
+        HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric_type__in=metric_types)
+        .values_list("metric_type", flat=True)
+        .distinct()
+    )
 
 
 def goal_followed_metric_types(*, user_id: int, metric_types: list[str]) -> list[str]:
     """Which of ``metric_types`` an active goal of the user follows: one indexed query.
 
-    It runs after every metric write, almost always to find none, so its statement is
-    built once per number of types instead of compiled by the ORM each time."""
+    It runs after every metric write, almost always to find none, so the ORM compiles
+    it once per shape (``compiled_rows``), not on every write."""
     if not metric_types:
         return []
-    connection = connections[router.db_for_read(HealthGoal)]
-    key = (connection.vendor, len(metric_types))
-    sql = _followed_statements.get(key)
-    if sql is None:
-        meta = HealthGoal._meta
-        quote = connection.ops.quote_name
-        metric_type, user, status = (
-            quote(meta.get_field(name).column) for name in ("metric_type", "user", "status")
-        )
-        placeholders = ", ".join(["%s"] * len(metric_types))
-        sql = _followed_statements[key] = (
-            f"SELECT DISTINCT {metric_type} FROM {quote(meta.db_table)} "  # noqa: S608
-            f"WHERE {user} = %s AND {status} = %s AND {metric_type} IN ({placeholders})"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user_id, GoalStatus.ACTIVE.value, *metric_types])
-        return [row[0] for row in cursor.fetchall()]
+    _, rows = compiled_rows(
+        "goals.followed_types", _followed_types, user_id=user_id, metric_types=list(metric_types)
+    )
+    return [row[0] for row in rows]
 
 
 def goals_of(*, user_id: int, status: str | None = None) -> QuerySet[HealthGoal]:

@@ -169,7 +169,6 @@ class CachedReadMiddleware:
             return None
         name, parts = entry
         entry_keys = cached_for_user_keys(user_id, name, parts)
-        snapshot_keys = user_auth_snapshot_keys(user_id)
         found = None
         if settings.RATE_LIMIT_ENABLED:
             wait = api_rate_limit_wait(request, also_read=entry_keys)
@@ -177,7 +176,7 @@ class CachedReadMiddleware:
                 return rate_limited_response(wait)
             found = getattr(request, PREFETCHED_CACHE_VALUES, None)
         if found is None:  # not on Redis, or limits off: read them here
-            found = cache.get_many([*snapshot_keys, *entry_keys])
+            found = cache.get_many([*user_auth_snapshot_keys(user_id), *entry_keys])
         snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
         if snapshot is None or snapshot_refusal(snapshot, token) is not None:
             return None

@@ -122,11 +122,34 @@ def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any)
     fails the check (e.g. SQLite, which adapts datetimes to text) is always compiled by
     the ORM.
     """
-    shape = [name, connections[DEFAULT_DB_ALIAS].vendor]
+    key = _shape_key(name, arguments)
+    template = None if key is None else _compiled_queries.get(key, _UNCOMPILED)
+    if template is _UNCOMPILED:
+        template = _compiled_queries[key] = _compile_template(build, arguments)
+    if template is None:
+        sql, params = build(**arguments).query.sql_with_params()
+        return sql, list(params)
+    sql, params, places = template
+    return sql, _filled(params, places, arguments)
+
+
+def compiled_rows(
+    name: str, build: Callable[..., QuerySet], /, **arguments: Any
+) -> tuple[list[str], list[tuple]]:
+    """Run ``compiled_sql(name, build, **arguments)`` on the cursor: the column names and
+    the database's own row tuples (no field converters, no per-row conversion layer)."""
+    sql, params = compiled_sql(name, build, **arguments)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+def _shape_key(name: str, arguments: dict[str, Any]) -> tuple | None:
+    """What decides the SQL of ``arguments``; None for a shape not worth keeping."""
+    shape: list = [name, connections[DEFAULT_DB_ALIAS].vendor]
     for argument, value in arguments.items():
         if isinstance(value, list) and len(value) > COMPILED_LIST_MAX:
-            shape = None  # a batch job's id list: a shape per length would pile up
-            break
+            return None  # a batch job's id list: a shape per length would pile up
         if isinstance(value, list) and all(_is_parameter(item) for item in value):
             shape.append((argument, "list", len(value), frozenset(map(type, value))))
         elif _is_parameter(value):
@@ -135,25 +158,22 @@ def compiled_sql(name: str, build: Callable[..., QuerySet], /, **arguments: Any)
             shape.append((argument, type(value), aware))
         else:
             shape.append((argument, "constant", value))
-    template = None
-    if shape is not None:
-        key = tuple(shape)
-        try:
-            template = _compiled_queries.get(key, _UNCOMPILED)
-        except TypeError:  # an unhashable constant: not a shape that can be kept
-            key = None
-        if key is not None and template is _UNCOMPILED:
-            template = _compiled_queries[key] = _compile_template(build, arguments)
-    if template is None or template is _UNCOMPILED:
-        sql, params = build(**arguments).query.sql_with_params()
-        return sql, list(params)
-    sql, params, places = template
+    key = tuple(shape)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable constant
+        return None
+    return key
+
+
+def _filled(params: list, places: list[tuple[str, int | None, list[int]]], arguments: dict[str, Any]) -> list:
+    """``params`` with each argument's value put in its places."""
     params = list(params)
     for argument, index, positions in places:
         value = arguments[argument] if index is None else arguments[argument][index]
         for position in positions:
             params[position] = value
-    return sql, params
+    return params
 
 
 _UNCOMPILED = object()
@@ -190,12 +210,6 @@ def _compile_template(build, arguments: dict[str, Any]):
         if not positions:
             return None  # the value went into the SQL text, or was transformed
         places.append((argument, index, positions))
-    template = (sql, params, places)
-    substituted = list(params)
-    for argument, index, positions in places:
-        value = arguments[argument] if index is None else arguments[argument][index]
-        for position in positions:
-            substituted[position] = value
-    if (sql, substituted) != (expected[0], list(expected[1])):
+    if (sql, _filled(params, places, arguments)) != (expected[0], list(expected[1])):
         return None
-    return template
+    return sql, params, places

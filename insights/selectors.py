@@ -23,7 +23,7 @@ from django.db.models.functions import Mod, RowNumber
 from django.utils import timezone
 
 from goals.models import GoalStatus, HealthGoal
-from healthtrack.db import compiled_sql, local_date, zone_or_utc
+from healthtrack.db import compiled_rows, local_date, zone_or_utc
 from insights.engine import DayValue, GoalFact, NutritionDay, ProfileFacts, UserFeatures
 from insights.engine.rules import GOAL_TYPE_METRIC
 from insights.models import HealthInsight
@@ -193,13 +193,9 @@ def _people_rows(user_ids: Sequence[int]):
 
 
 def _raw_rows(build, **arguments) -> list[tuple]:
-    """Run the SQL of the queryset ``build(**arguments)`` (compiled once per shape,
-    ``compiled_sql``) and return the database's own row tuples (no field converters:
-    no decryption, no per-row conversion layer)."""
-    sql, params = compiled_sql(f"insights.{build.__name__}", build, **arguments)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    """The database's own row tuples of ``build(**arguments)`` (``compiled_rows``): no
+    decryption, no per-row conversion layer."""
+    return compiled_rows(f"insights.{build.__name__}", build, **arguments)[1]
 
 
 def _rows(build, *, day_column: int = 2, **arguments) -> list[tuple]:

@@ -17,7 +17,7 @@ from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from healthtrack.cache import cached_for_user
-from healthtrack.db import compiled_sql, local_date, local_day_bounds
+from healthtrack.db import compiled_rows, compiled_sql, local_date, local_day_bounds
 from healthtrack.renderers import dumps
 from metrics.models import HealthMetric
 from metrics.registry import METRIC_TYPES, DailyAggregate
@@ -287,14 +287,10 @@ def _daily_series_dicts(arguments: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of ``_daily_series_rows(**arguments)`` as dicts. On PostgreSQL its SQL is
     compiled once per shape and run on the cursor: PostgreSQL's own types already are
     the ones the ORM gives (dates, aware datetimes, floats)."""
-    connection = connections[router.db_for_read(HealthMetric)]
-    if connection.vendor != "postgresql":
+    if connections[router.db_for_read(HealthMetric)].vendor != "postgresql":
         return list(_daily_series_rows(**arguments))
-    sql, params = compiled_sql("metrics.daily_series", _daily_series_rows, **arguments)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [column.name for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    names, rows = compiled_rows("metrics.daily_series", _daily_series_rows, **arguments)
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def metric_daily_series(

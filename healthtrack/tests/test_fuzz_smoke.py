@@ -31,7 +31,9 @@ def test_the_seeded_data_set_is_what_the_hooks_expect():
     from scripts.fuzz_api import seed_fuzz_dataset
     from users.models import CareTeamMembership
 
-    state = seed_fuzz_dataset(days=3, disposable_sessions=3)
+    # Four past days (six samples each) whatever the time of day: today's samples exist
+    # only once their hour has passed, so three days left 18 before 07:00 UTC.
+    state = seed_fuzz_dataset(days=4, disposable_sessions=3)
     me, other = state["users"]["self"]["id"], state["users"]["other"]["id"]
     for role, user_id in (("self", me), ("other", other)):
         ids = state["ids"][role]

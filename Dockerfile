@@ -1,4 +1,15 @@
+# syntax=docker/dockerfile:1
 # HealthTrack API image: gunicorn on Python 3.11, non-root, migrations on start.
+
+# Wheels for every requirement, built where a C compiler is: gunicorn-h1c (gunicorn's
+# C request parser) is published as source only. The compiler stays out of the image.
+FROM python:3.11-slim-bookworm AS wheels
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
+
 FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +23,8 @@ RUN groupadd --system --gid 10001 healthtrack \
  && useradd --system --uid 10001 --gid healthtrack --home-dir /app --shell /usr/sbin/nologin healthtrack
 
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels -r requirements.txt
 
 COPY --chown=healthtrack:healthtrack . .
 

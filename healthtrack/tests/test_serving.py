@@ -196,3 +196,38 @@ def test_heaps_are_trimmed_only_after_large_request_bodies(content_length, trimm
 
     environ = {} if content_length is None else {"CONTENT_LENGTH": content_length}
     assert malloc_trim_after_large_request(environ) is trimmed
+
+
+def test_gunicorn_parses_requests_with_its_c_parser(monkeypatch):
+    """gunicorn.conf.py asks for the fast parser (gunicorn-h1c) and it is usable, so
+    gunicorn does not fall back to its pure-Python one or fail every request."""
+    import runpy
+
+    from gunicorn.config import Config
+    from gunicorn.http import message
+
+    monkeypatch.delenv("GUNICORN_HTTP_PARSER", raising=False)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert settings["http_parser"] == "fast"
+    config = Config()
+    config.set("http_parser", settings["http_parser"])
+    assert message._check_fast_parser(config) is True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Both lengths: a smuggling attempt, refused rather than guessed at.
+        b"POST /api/v1/health-metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /api/v1/users HTTP/1.1\nHost: 127.0.0.1\n\n",  # bare LF line ends
+        b"GET /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Folded: a\r\n b\r\n\r\n",  # obs-fold
+        b"G\x00T /api/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /api/v1/users HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n",
+    ],
+)
+def test_malformed_requests_are_refused_with_json(gunicorn_server, raw):
+    status, headers, body = _raw_request(gunicorn_server, raw)
+    assert 400 <= status < 600 and status != 500, (status, body)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["code"]

@@ -3,21 +3,30 @@ from django.contrib.auth.views import PasswordResetCompleteView, PasswordResetCo
 from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from goals import urls as goals_urls
 from healthtrack import errors
 from healthtrack.health import HealthView
+from insights import urls as insights_urls
+from interop import urls as interop_urls
+from metrics import urls as metrics_urls
+from nutrition import urls as nutrition_urls
+from users import urls as users_urls
 from users.forms import SessionEndingSetPasswordForm
 
 admin.site.site_header = "HealthTrack console"
 admin.site.site_title = "HealthTrack console"
 admin.site.index_title = "Patients, data and accounts"
 
+# One flat list rather than an include() per app: every app's include() that does not
+# match raises Resolver404 and copies its patterns into the "tried" list, which was 6 % of
+# a metric list request's CPU. The order (and so which pattern wins) is the same.
 api_v1 = [
-    path("", include("users.urls")),
-    path("", include("metrics.urls")),
-    path("", include("nutrition.urls")),
-    path("", include("goals.urls")),
-    path("", include("insights.urls")),
-    path("", include("interop.urls")),
+    *users_urls.urlpatterns,
+    *metrics_urls.urlpatterns,
+    *nutrition_urls.urlpatterns,
+    *goals_urls.urlpatterns,
+    *insights_urls.urlpatterns,
+    *interop_urls.urlpatterns,
 ]
 
 urlpatterns = [

@@ -4,7 +4,8 @@ import threading
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from healthtrack import audit
 from healthtrack.audit import AuditEntry, AuditWriteError, AuditWriter, audit_row
@@ -115,3 +116,55 @@ def test_the_middleware_commits_through_the_writer(settings, make_client):
     assert response.status_code == 200
     event = AuditEvent.objects.get()
     assert (event.action, event.subject_id, event.actor_id) == ("read", user.pk, user.pk)
+
+
+def _stored(request_id: str) -> tuple:
+    event = AuditEvent.objects.get(request_id=request_id)
+    return (
+        event.timestamp, event.actor_id, event.subject_id, event.action, event.resource_type,
+        event.object_ids, event.method, event.path, event.status, event.ip, event.user_agent,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [1, 2, 17])  # 17: past the prepared batch sizes
+def test_the_prepared_insert_stores_what_the_plain_insert_stores(size):
+    if connection.vendor != "postgresql":
+        pytest.skip("the prepared insert runs on PostgreSQL only")
+    user = UserFactory()
+    when = timezone.now()
+    rows = []
+    for number in range(size):
+        for way in ("plain", "prepared"):
+            row = list(_row(f"{way}-{number}"))
+            row[0] = when
+            row[1] = user.pk if number % 2 else None  # actor, or none (signed out)
+            row[5] = ['a "quoted" id', "ünïcode", "back\\slash"]
+            row[7] = "/api/v1/ünïcode path?x='1'"
+            row[8] = None if number == 0 else 201
+            row[9] = None if number == 0 else "2001:db8::7"
+            rows.append((way, tuple(row)))
+    audit.audit_rows_insert([row for way, row in rows if way == "plain"])
+    audit.audit_rows_insert([row for way, row in rows if way == "prepared"], server_binding=True)
+    for number in range(size):
+        assert _stored(f"prepared-{number}") == _stored(f"plain-{number}")
+
+
+def test_a_statement_prepared_earlier_on_the_same_connection_is_reused():
+    if connection.vendor != "postgresql":
+        pytest.skip("the prepared insert runs on PostgreSQL only")
+    audit.audit_rows_insert([_row("first")], server_binding=True)
+    del connection._audit_prepared  # as for a new writer handed the same pooled connection
+    audit.audit_rows_insert([_row("second")], server_binding=True)
+    assert AuditEvent.objects.filter(request_id__in=["first", "second"]).count() == 2
+
+
+def test_the_prepared_insert_refuses_a_connection_inside_a_transaction():
+    if connection.vendor != "postgresql":
+        pytest.skip("the prepared insert runs on PostgreSQL only")
+    with transaction.atomic():
+        with pytest.raises(DatabaseError, match="not idle"):
+            audit.audit_rows_insert([_row("uncommitted")], server_binding=True)
+        AuditEvent.objects.exists()  # the transaction has begun on the server too
+        with pytest.raises(DatabaseError, match="not idle"):
+            audit.audit_rows_insert([_row("uncommitted")], server_binding=True)
+    assert not AuditEvent.objects.filter(request_id="uncommitted").exists()

@@ -21,6 +21,18 @@ class LimitSkipPagination(LimitOffsetPagination):
     limit_query_param = "limit"
     offset_query_param = "skip"
 
+    def paginate_queryset(self, queryset, request, view=None):
+        # A source that can count and page in one go (``MetricRows.count_and_page``)
+        # saves the count its own round trip.
+        count_and_page = getattr(queryset, "count_and_page", None)
+        if count_and_page is None:
+            return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        self.count, page = count_and_page(offset=self.offset, limit=self.limit)
+        return page
+
     def get_limit(self, request):
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 

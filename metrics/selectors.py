@@ -97,6 +97,22 @@ class MetricRows:
             )
             return [dict(zip(METRIC_FIELDS, row, strict=True)) for row in cursor.fetchall()]
 
+    def count_and_page(self, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """The number of rows and the ``limit`` rows after ``offset``: on PostgreSQL one
+        statement (the count and the page in one round trip), elsewhere two queries."""
+        if self.connection.vendor != "postgresql":
+            return self.count(), self[offset : offset + limit]
+        present, params = self._where()
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                _metric_rows_sql(self.connection, present, count=None), [*params, *params, limit, offset]
+            )
+            found = cursor.fetchall()
+        # One row per sample on the page, each led by the count; a single row of NULLs
+        # after the count when the page is empty.
+        page = [dict(zip(METRIC_FIELDS, row[1:], strict=True)) for row in found if row[1] is not None]
+        return found[0][0], page
+
     def _queryset(self) -> QuerySet:
         user_id, metric_type, since, until = self.filters
         return metric_list(user_id=user_id, metric_type=metric_type, since=since, until=until)
@@ -112,20 +128,20 @@ def _iso_text_sql(column: str) -> str:
     )
 
 
-_metric_rows_statements: dict[tuple[tuple[bool, ...], bool], str] = {}
+_metric_rows_statements: dict[tuple[tuple[bool, ...], bool | None], str] = {}
 _FILTER_CONDITIONS = (("metric_type", "="), ("recorded_at", ">="), ("recorded_at", "<="))
 
 
-def _metric_rows_sql(connection, present: tuple[bool, ...], *, count: bool) -> str:
-    """The PostgreSQL page (or count) statement for the filters ``present`` (type, since,
-    until), built once."""
+def _metric_rows_sql(connection, present: tuple[bool, ...], *, count: bool | None) -> str:
+    """The PostgreSQL page (``count=False``), count (``True``) or count-and-page (``None``)
+    statement for the filters ``present`` (type, since, until), built once."""
     sql = _metric_rows_statements.get((present, count))
     if sql is None:
         sql = _metric_rows_statements[present, count] = _metric_rows_build(connection, present, count=count)
     return sql
 
 
-def _metric_rows_build(connection, present: tuple[bool, ...], *, count: bool) -> str:
+def _metric_rows_build(connection, present: tuple[bool, ...], *, count: bool | None) -> str:
     meta = HealthMetric._meta
     quote = connection.ops.quote_name
 
@@ -140,12 +156,27 @@ def _metric_rows_build(connection, present: tuple[bool, ...], *, count: bool) ->
     table = quote(meta.db_table)
     if count:
         return f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608
-    selected = ", ".join(
+    expressions = [
         _iso_text_sql(column(name)) if name in ("recorded_at", "created_at") else column(name)
         for name in METRIC_FIELDS
-    )
+    ]
+    selected = ", ".join(expressions)
     order = f"{column('recorded_at')} DESC, {column('id')} DESC"
-    return f"SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608
+    if count is False:
+        return f"SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608
+    # The count once, joined to the page so that an empty page still brings it back (as
+    # one row of NULLs); the page is sorted again outside, as a join keeps no order.
+    aliases = [f"field_{number}" for number in range(len(METRIC_FIELDS))]
+    inner = ", ".join(
+        f"{expression} AS {alias}" for expression, alias in zip(expressions, aliases, strict=True)
+    )
+    return (
+        f"SELECT counted.total, {', '.join(f'page.{alias}' for alias in aliases)} "  # noqa: S608
+        f"FROM (SELECT COUNT(*) AS total FROM {table} WHERE {where}) counted "
+        f"LEFT JOIN LATERAL (SELECT {inner}, {column('recorded_at')} AS sort_at FROM {table} "
+        f"WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s) page ON TRUE "
+        f"ORDER BY page.sort_at DESC, page.field_{METRIC_FIELDS.index('id')} DESC"
+    )
 
 
 def metric_find_synced(*, user_id: int, source: str, external_id: str) -> HealthMetric | None:

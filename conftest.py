@@ -51,6 +51,50 @@ def _fast_hashing_and_clean_cache(settings):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _on_commit_callbacks_run_as_in_production(monkeypatch):
+    """Each test runs inside a transaction of its own that never commits, so Django would
+    hold every ``transaction.on_commit`` callback (the data-version bumps among them)
+    until the end of the test and then drop it. Run them when production would: once no
+    atomic block of the code under test is open any more (its transaction committed),
+    and at once when none was open. Tests with ``transaction=True`` commit for real and
+    Django runs the callbacks itself."""
+    import logging
+
+    from django.db import transaction
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    def run_if_committed(connection) -> None:
+        if not connection.run_on_commit or connection.needs_rollback:
+            return
+        if any(not block._from_testcase for block in connection.atomic_blocks):
+            return  # the code's own transaction is still open
+        callbacks, connection.run_on_commit = connection.run_on_commit, []
+        for _, func, robust in callbacks:
+            if not robust:
+                func()
+                continue
+            try:
+                func()
+            except Exception:
+                logging.getLogger("django.db.backends.base").exception("on_commit callback failed")
+
+    original_on_commit = BaseDatabaseWrapper.on_commit
+    original_exit = transaction.Atomic.__exit__
+
+    def on_commit(self, func, robust=False):
+        original_on_commit(self, func, robust)
+        run_if_committed(self)
+
+    def atomic_exit(self, exc_type, exc_value, traceback):
+        result = original_exit(self, exc_type, exc_value, traceback)
+        run_if_committed(transaction.get_connection(self.using))
+        return result
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "on_commit", on_commit)
+    monkeypatch.setattr(transaction.Atomic, "__exit__", atomic_exit)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -235,12 +235,13 @@ def user_data_version(user_id: int) -> int | None:
 
 
 def user_data_version_bump(*, user_id: int) -> None:
-    """Invalidate every cached read of this user's data (one INCR).
+    """Invalidate every cached read of this user's data (one INCR), once the surrounding
+    transaction commits (at once outside one).
 
-    Bumps now and again when the surrounding transaction commits, so a value cached
-    in between from not-yet-committed data is never served afterwards.
+    Once is enough: a read stores its value under the version it read before reading the
+    data, so a value computed from the data as it was before the commit is stored under
+    a version that the bump has left behind.
     """
-    _bump(user_id)
     transaction.on_commit(lambda: _bump(user_id))
 
 

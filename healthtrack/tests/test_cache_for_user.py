@@ -52,3 +52,38 @@ def test_cache_unavailable_computes_every_time():
     with mock.patch("healthtrack.cache.user_data_version", return_value=None):
         assert _cached(compute) == (1, False)
         assert _cached(compute) == (2, False)
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: Django runs on_commit itself
+def test_a_write_bumps_once_when_its_transaction_commits_and_nothing_stale_is_served():
+    from django.db import transaction
+
+    from healthtrack.cache import user_data_version
+
+    compute = mock.Mock(side_effect=["before the write", "after the write"])
+    before = user_data_version(7)
+    with transaction.atomic():
+        user_data_version_bump(user_id=7)
+        assert user_data_version(7) == before  # not yet: the write is not committed
+        # A read while the write commits stores what it saw under the version it read...
+        assert _cached(compute) == ("before the write", False)
+    assert user_data_version(7) == before + 1  # one bump, at the commit
+    # ...which the bump has left behind.
+    assert _cached(compute) == ("after the write", False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_write_does_not_bump():
+    from django.db import transaction
+
+    from healthtrack.cache import user_data_version
+
+    def failing_write():
+        with transaction.atomic():
+            user_data_version_bump(user_id=7)
+            raise RuntimeError("the write fails")
+
+    before = user_data_version(7)
+    with pytest.raises(RuntimeError):
+        failing_write()
+    assert user_data_version(7) == before

@@ -16,10 +16,12 @@ from __future__ import annotations
 import time
 
 from django_prometheus.db.backends.postgresql import base
+from django_prometheus.db.common import ExportingCursorWrapper
 from psycopg_pool import ConnectionPool
 
 POOL_CHECK_IDLE_SECONDS = 1.0
 _RETURNED_AT = "_healthtrack_returned_at"
+_cursor_wrappers: dict[tuple[type, str, str], type] = {}
 
 
 def check_connection_if_idle(connection) -> None:
@@ -31,6 +33,19 @@ def check_connection_if_idle(connection) -> None:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        # django-prometheus wraps the cursor class in a class it builds anew on every call,
+        # and Django's connect() calls this on every checkout from the pool (whose
+        # connections were configured when the pool was built): one class per cursor class
+        # and alias is enough. Django's parameters, then the counting cursor class.
+        conn_params = super(base.DatabaseWrapper, self).get_connection_params()
+        key = (conn_params["cursor_factory"], self.alias, self.vendor)
+        wrapper = _cursor_wrappers.get(key)
+        if wrapper is None:
+            wrapper = _cursor_wrappers[key] = ExportingCursorWrapper(*key)
+        conn_params["cursor_factory"] = wrapper
+        return conn_params
+
     @property
     def pool(self):
         pool = super().pool

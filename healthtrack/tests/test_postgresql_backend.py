@@ -66,3 +66,14 @@ def test_a_connection_broken_while_idle_is_replaced_before_a_request_gets_it():
             cursor.execute("SELECT 1")
             assert cursor.fetchone() == (1,)
         connection.close()
+
+
+@on_postgresql
+def test_the_query_counting_cursor_class_is_built_once_not_per_checkout():
+    from django.db.backends.postgresql.base import Cursor
+
+    first = connection.get_connection_params()["cursor_factory"]
+    second = connection.get_connection_params()["cursor_factory"]
+    assert first is second
+    assert issubclass(first, Cursor) and first is not Cursor  # django-prometheus' counting class
+    assert first.execute is not Cursor.execute

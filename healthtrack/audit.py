@@ -148,6 +148,9 @@ def audit_rows_insert(rows: list[tuple], *, using: str | None = None, server_bin
     statement through libpq, see ``_insert_prepared``.
     """
     connection = connections[using or router.db_for_write(AuditEvent)]
+    if server_binding and connection.in_atomic_block:
+        # The writer promises the rows are committed when this returns.
+        raise DatabaseError("the audit connection is not idle: it is inside a transaction")
     if server_binding and connection.vendor == "postgresql":
         _insert_prepared(connection, rows)
         return
@@ -199,7 +202,7 @@ def _insert_prepared(connection, rows: list[tuple]) -> None:
 def _insert_prepared_on(connection, rows: list[tuple]) -> None:
     handle = connection.connection
     pgconn = handle.pgconn
-    if connection.in_atomic_block or handle.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    if handle.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         # Inside a transaction the row would not be committed when this returns.
         raise DatabaseError("the audit connection is not idle")
     params = [_text_param(value) for row in rows for value in row]

@@ -68,12 +68,18 @@ def test_a_connection_broken_while_idle_is_replaced_before_a_request_gets_it():
         connection.close()
 
 
-@on_postgresql
 def test_the_query_counting_cursor_class_is_built_once_not_per_checkout():
     from django.db.backends.postgresql.base import Cursor
 
-    first = connection.get_connection_params()["cursor_factory"]
-    second = connection.get_connection_params()["cursor_factory"]
+    from healthtrack.postgresql.base import DatabaseWrapper
+
+    # Building parameters connects to nothing, so this runs whatever the test database.
+    postgresql = DatabaseWrapper(
+        {**connection.settings_dict, "ENGINE": "healthtrack.postgresql", "NAME": "ht", "OPTIONS": {}},
+        alias="cursor-class-test",
+    )
+    first = postgresql.get_connection_params()["cursor_factory"]
+    second = postgresql.get_connection_params()["cursor_factory"]
     assert first is second
     assert issubclass(first, Cursor) and first is not Cursor  # django-prometheus' counting class
     assert first.execute is not Cursor.execute

@@ -100,19 +100,24 @@ _INSERT_FIELDS = (
 _TIMESTAMP_AT = _INSERT_FIELDS.index("timestamp")
 _OBJECT_IDS_AT = _INSERT_FIELDS.index("object_ids")
 _IP_AT = _INSERT_FIELDS.index("ip")
-_insert_statements: dict[tuple[str, int], str] = {}
+_insert_statements: dict[tuple[str, int, bool], str] = {}
 
 
-def _insert_sql(connection, rows: int) -> str:
-    """A multi-row ``INSERT`` for ``rows`` audit rows, built once per (vendor, size)."""
-    key = (connection.vendor, rows)
+def _insert_sql(connection, rows: int, *, numbered: bool = False) -> str:
+    """A multi-row ``INSERT`` for ``rows`` audit rows, built once per (vendor, size,
+    placeholder style): ``%s`` for a Django cursor, ``$1, $2, ...`` for libpq."""
+    key = (connection.vendor, rows, numbered)
     sql = _insert_statements.get(key)
     if sql is None:
         meta = AuditEvent._meta
         quote = connection.ops.quote_name
         columns = ", ".join(quote(meta.get_field(name).column) for name in _INSERT_FIELDS)
-        row = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
-        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"  # noqa: S608
+        width = len(_INSERT_FIELDS)
+        placeholders = [f"${number}" if numbered else "%s" for number in range(1, rows * width + 1)]
+        values = ", ".join(
+            "(" + ", ".join(placeholders[row * width : (row + 1) * width]) + ")" for row in range(rows)
+        )
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608
         _insert_statements[key] = sql
     return sql
 
@@ -208,14 +213,14 @@ def _insert_prepared_on(connection, rows: list[tuple]) -> None:
     params = [_text_param(value) for row in rows for value in row]
     size = len(rows)
     if size > _PREPARED_BATCH_SIZES:
-        result = pgconn.exec_params(_numbered_insert_sql(connection, size), params)
+        result = pgconn.exec_params(_insert_sql(connection, size, numbered=True).encode(), params)
     else:
         prepared = getattr(connection, "_audit_prepared", None)
         if prepared is None or prepared[0] is not handle:
             prepared = connection._audit_prepared = (handle, set())
         name = b"healthtrack_audit_insert_%d" % size
         if size not in prepared[1]:
-            made = pgconn.prepare(name, _numbered_insert_sql(connection, size))
+            made = pgconn.prepare(name, _insert_sql(connection, size, numbered=True).encode())
             if (
                 made.status != psycopg.pq.ExecStatus.COMMAND_OK
                 and (made.error_field(psycopg.pq.DiagnosticField.SQLSTATE) or b"").decode()
@@ -226,15 +231,6 @@ def _insert_prepared_on(connection, rows: list[tuple]) -> None:
         result = pgconn.exec_prepared(name, params)
     if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
         raise DatabaseError(result.error_message.decode(errors="replace").strip())
-
-
-def _numbered_insert_sql(connection, rows: int) -> bytes:
-    """``_insert_sql`` with libpq's numbered placeholders ($1, $2, ...)."""
-    parts = _insert_sql(connection, rows).split("%s")
-    return (
-        "".join(f"{part}${number}" for number, part in enumerate(parts[:-1], start=1)).encode()
-        + parts[-1].encode()
-    )
 
 
 _STOP = object()

@@ -8,7 +8,7 @@ from django.db.models import Avg, Count, F, FloatField, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
 from goals.models import GoalStatus, HealthGoal
-from healthtrack.db import compiled_rows, local_date, local_day_window
+from healthtrack.db import compiled_rows, compiled_sql, local_date, local_day_window
 from metrics.models import HealthMetric
 from metrics.registry import DailyAggregate, get_metric_type
 
@@ -23,6 +23,7 @@ def goal_get(*, goal_id: int) -> HealthGoal | None:
 def _followed_types(*, user_id: int, metric_types: list[str]) -> QuerySet:
     return (
         HealthGoal.objects.filter(user_id=user_id, status=GoalStatus.ACTIVE, metric_type__in=metric_types)
+        .order_by()  # the model's ordering would make DISTINCT keep one row per goal
         .values_list("metric_type", flat=True)
         .distinct()
     )
@@ -39,6 +40,15 @@ def goal_followed_metric_types(*, user_id: int, metric_types: list[str]) -> list
         "goals.followed_types", _followed_types, user_id=user_id, metric_types=list(metric_types)
     )
     return [row[0] for row in rows]
+
+
+def goal_followed_metric_types_sql(*, user_id: int, metric_types: list[str]) -> tuple[str, list]:
+    """The SQL and parameters of ``goal_followed_metric_types``' query (one column,
+    ``metric_type``), for a statement that asks it in the same round trip as its own
+    work: a metric insert does (``metrics.services.metric_create``)."""
+    return compiled_sql(
+        "goals.followed_types", _followed_types, user_id=user_id, metric_types=list(metric_types)
+    )
 
 
 def goals_of(*, user_id: int, status: str | None = None) -> QuerySet[HealthGoal]:

@@ -7,6 +7,7 @@ lets the owner's goals follow the changed metric types, inside the same transact
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,10 +17,12 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from goals.selectors import goal_followed_metric_types_sql
 from goals.services import goals_follow_metrics
 from healthtrack.cache import user_data_version_bump
 from metrics import selectors
 from metrics.models import HealthMetric
+from metrics.registry import METRIC_TYPES
 from metrics.validation import SAMPLE_FIELDS, errors_as_dict, sample_clean
 
 # Columns the bulk insert writes besides user_id and created_at (a test checks that they
@@ -53,7 +56,9 @@ def metric_create(*, user_id: int, fields: Mapping[str, Any]) -> tuple[HealthMet
 
     Returns ``(metric, created)``. A sample whose (source, external_id) the user already
     has is not stored again: the stored one is returned with ``created=False``, also
-    when a concurrent request stores it between our look-up and our insert.
+    when a concurrent request stores it between our look-up and our insert. What
+    ``metric_data_changed`` does follows: the person's cached reads go stale, and their
+    goals that follow the type are brought up to date in the insert's transaction.
     """
     source, external_id = fields["source"], fields["external_id"]
     if external_id is not None:
@@ -61,9 +66,12 @@ def metric_create(*, user_id: int, fields: Mapping[str, Any]) -> tuple[HealthMet
         if stored is not None:
             return stored, False
     try:
-        with transaction.atomic():
-            metric = HealthMetric.objects.create(user_id=user_id, **fields)
-            metric_data_changed(user_id=user_id, metric_types=[metric.metric_type])
+        metric = _metric_insert_unfollowed(user_id=user_id, fields=fields)
+        if metric is None:
+            with transaction.atomic():
+                metric = HealthMetric.objects.create(user_id=user_id, **fields)
+                goals_follow_metrics(user_id=user_id, metric_types=[metric.metric_type])
+        user_data_version_bump(user_id=user_id)
     except IntegrityError:
         if external_id is None:
             raise
@@ -72,6 +80,61 @@ def metric_create(*, user_id: int, fields: Mapping[str, Any]) -> tuple[HealthMet
             raise
         return stored, False
     return metric, True
+
+
+_metric_insert_statements: dict[str, str] = {}
+
+
+def _metric_insert_unfollowed(*, user_id: int, fields: Mapping[str, Any]) -> HealthMetric | None:
+    """On PostgreSQL, insert the sample in one statement unless an active goal of the
+    person follows its type; None when it inserted nothing (a goal follows, or another
+    database), so that the caller inserts it and updates the goals in one transaction.
+
+    Almost every sample is followed by no goal: then the look-up that
+    ``goals_follow_metrics`` would make, the insert and its commit are one round trip
+    instead of four (BEGIN, insert, look-up, COMMIT), and the ORM compiles nothing.
+    A POST's queries and the ORM's insert were about a third of the route's CPU.
+    """
+    connection = connections[router.db_for_write(HealthMetric)]
+    if connection.vendor != "postgresql" or fields["metric_type"] not in METRIC_TYPES:
+        return None
+    followed_sql, followed_params = goal_followed_metric_types_sql(
+        user_id=user_id, metric_types=[fields["metric_type"]]
+    )
+    sql = _metric_insert_statements.get(followed_sql)
+    if sql is None:
+        sql = _metric_insert_statements[followed_sql] = _metric_insert_unfollowed_sql(
+            connection, followed_sql
+        )
+    metric = HealthMetric(user_id=user_id, created_at=timezone.now(), **fields)
+    params = [user_id, *(fields[name] for name in INSERT_COLUMNS), metric.created_at, *followed_params]
+    # Alone, the statement is its own transaction. Inside a caller's, a savepoint keeps a
+    # duplicate sync id (IntegrityError) from aborting the caller's transaction.
+    savepoint = transaction.atomic(using=connection.alias) if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    metric.pk = row[0]
+    metric._state.adding, metric._state.db = False, connection.alias
+    return metric
+
+
+def _metric_insert_unfollowed_sql(connection, followed_sql: str) -> str:
+    quote = connection.ops.quote_name
+    meta = HealthMetric._meta
+    columns = ", ".join(
+        quote(meta.get_field(name).column) for name in ("user", *INSERT_COLUMNS, "created_at")
+    )
+    values = ", ".join(
+        ["%s::bigint", *(f"%s::{_POSTGRES_ARRAY_TYPES[name]}" for name in INSERT_COLUMNS), "%s::timestamptz"]
+    )
+    # Identifiers come from the models, every value is a parameter.
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+        f"SELECT {values} WHERE NOT EXISTS ({followed_sql}) RETURNING {quote(meta.pk.column)}"
+    )
 
 
 def metric_update(*, metric_id: int, data: Any, partial: bool, now: datetime | None = None) -> HealthMetric:

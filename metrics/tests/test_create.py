@@ -1,9 +1,10 @@
 import datetime
 
 import pytest
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
+from goals.tests.factories import HealthGoalFactory, WeightLossGoalFactory
 from healthtrack.cache import user_data_version
 from healthtrack.models import AuditEvent
 from metrics import selectors
@@ -288,7 +289,7 @@ def test_recorded_at_a_little_ahead_is_accepted(auth_client):
 # --- Sync without duplicates -----------------------------------------------------------
 
 
-def test_repost_with_same_source_and_external_id_returns_stored_sample(auth_client, user, goal_calls):
+def test_repost_with_same_source_and_external_id_returns_stored_sample(auth_client, user):
     sample = {"metric_type": "heart_rate", "value": 61, "source": "apple_health", "external_id": "HK-1"}
     first = auth_client.post(METRICS, sample, format="json")
     version = user_data_version(user.pk)
@@ -298,7 +299,6 @@ def test_repost_with_same_source_and_external_id_returns_stored_sample(auth_clie
     assert again.json() == first.json()  # the stored sample, unchanged
     assert HealthMetric.objects.count() == 1
     assert user_data_version(user.pk) == version  # nothing written, nothing invalidated
-    assert goal_calls == [(user.pk, ["heart_rate"])]
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == ["create", "read"]
 
 
@@ -346,7 +346,7 @@ def test_integrity_error_without_external_id_is_not_swallowed(user, monkeypatch)
     def fail(**kwargs):
         raise IntegrityError("boom")
 
-    monkeypatch.setattr(HealthMetric.objects, "create", fail)
+    monkeypatch.setattr(services, "_metric_insert_unfollowed", fail)
     fields = {
         "metric_type": "steps", "value": 1.0, "secondary_value": None, "unit": "count",
         "recorded_at": timezone.now(), "source": "manual", "external_id": None, "notes": "",
@@ -431,12 +431,11 @@ def test_unauthenticated_is_401(api_client):
 # --- Side effects ---------------------------------------------------------------------------------
 
 
-def test_create_bumps_data_version_calls_goals_and_audits(auth_client, user, goal_calls):
+def test_create_bumps_data_version_and_audits(auth_client, user):
     before = user_data_version(user.pk)
     response = auth_client.post(METRICS, {"metric_type": "weight", "value": 80}, format="json")
 
     assert user_data_version(user.pk) != before
-    assert goal_calls == [(user.pk, ["weight"])]
     event = AuditEvent.objects.get()
     assert (event.action, event.resource_type, event.subject_id, event.status) == (
         "create",
@@ -447,21 +446,59 @@ def test_create_bumps_data_version_calls_goals_and_audits(auth_client, user, goa
     assert event.object_ids == [str(response.json()["id"])]
 
 
-def test_invalid_post_calls_nothing(auth_client, user, goal_calls):
+def test_goals_following_the_type_follow_the_new_sample(auth_client, user):
+    weight_goal = WeightLossGoalFactory(user=user, start_value=90.0, current_value=90.0, target_value=80.0)
+    step_goal = HealthGoalFactory(user=user, goal_type="step_count", metric_type="steps", unit="steps")
+    other_goal = WeightLossGoalFactory(current_value=90.0)  # someone else's
+
+    response = auth_client.post(METRICS, {"metric_type": "weight", "value": 85}, format="json")
+
+    assert response.status_code == 201
+    weight_goal.refresh_from_db()
+    assert (weight_goal.current_value, weight_goal.status) == (85.0, "active")
+    step_goal.refresh_from_db()
+    other_goal.refresh_from_db()
+    assert step_goal.current_value == 2.0 and other_goal.current_value == 90.0
+
+    # Reaching the target completes the goal in the same request.
+    auth_client.post(METRICS, {"metric_type": "weight", "value": 79.5}, format="json")
+    weight_goal.refresh_from_db()
+    assert (weight_goal.current_value, weight_goal.status) == (79.5, "completed")
+
+
+def test_a_failing_goal_update_stores_nothing(auth_client, user, monkeypatch):
+    WeightLossGoalFactory(user=user)
+    before = user_data_version(user.pk)
+
+    def fail(**kwargs):
+        raise DatabaseError("goal update failed")
+
+    monkeypatch.setattr("metrics.services.goals_follow_metrics", fail)
+    response = auth_client.post(METRICS, {"metric_type": "weight", "value": 85}, format="json")
+    assert response.status_code >= 500
+    assert not HealthMetric.objects.exists()
+    assert user_data_version(user.pk) == before
+
+
+def test_invalid_post_changes_nothing(auth_client, user):
+    goal = WeightLossGoalFactory(user=user)
     before = user_data_version(user.pk)
     assert auth_client.post(METRICS, {"metric_type": "weight", "value": 1}, format="json").status_code == 400
-    assert goal_calls == [] and user_data_version(user.pk) == before
+    goal.refresh_from_db()
+    assert goal.current_value == 90.0 and user_data_version(user.pk) == before
 
 
-def test_post_query_count(auth_client, goal_calls, django_assert_num_queries):
+def test_post_query_count(auth_client, django_assert_num_queries, django_db_setup):
     auth_client.get("/api/v1/users/me")  # warm the authentication snapshot
-    # insert + audit row (plus the savepoint pair of the write's transaction inside the
-    # test's own transaction); goals_follow_metrics is stubbed: its queries are its own.
-    with django_assert_num_queries(4):
+    # The insert (on PostgreSQL asking for the goals that follow its type in the same
+    # statement, elsewhere one more query) + the audit row, plus the savepoint pair of the
+    # write's transaction inside the test's own transaction.
+    insert = 1 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(3 + insert):
         response = auth_client.post(METRICS, {"metric_type": "steps", "value": 1}, format="json")
     assert response.status_code == 201
     # With an external id: one look-up first.
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4 + insert):
         response = auth_client.post(
             METRICS, {"metric_type": "steps", "value": 1, "external_id": "q"}, format="json"
         )
@@ -504,3 +541,43 @@ def test_text_the_database_cannot_store_is_400_naming_the_field(auth_client, fie
     assert response.status_code == 400
     assert response.json()["errors"] == {field: [message]}
     assert not HealthMetric.objects.exists()
+
+
+# --- Real commits (no test transaction around the write) ---------------------------------
+
+
+def _sample(metric_type: str, value: float, **fields) -> dict:
+    return {
+        "metric_type": metric_type, "value": value, "secondary_value": None,
+        "unit": {"weight": "kg", "steps": "count"}[metric_type], "recorded_at": timezone.now(),
+        "source": "manual", "external_id": None, "notes": "", **fields,
+    }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_commits_the_sample_and_the_goals_it_moves_and_bumps_once(django_assert_num_queries):
+    from metrics import services
+
+    user = UserFactory()
+    goal = WeightLossGoalFactory(user=user, start_value=90.0, current_value=90.0, target_value=80.0)
+    before = user_data_version(user.pk)
+
+    # No goal follows steps: on PostgreSQL one statement inserts it and commits.
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 4):
+        steps, created = services.metric_create(user_id=user.pk, fields=_sample("steps", 500))
+    assert created and HealthMetric.objects.get().pk == steps.pk
+    assert (steps.user_id, steps.value, steps.created_at is not None) == (user.pk, 500.0, True)
+    assert user_data_version(user.pk) == before + 1
+
+    # A weight goal follows weight: the sample and the goal change in one transaction.
+    weight, created = services.metric_create(user_id=user.pk, fields=_sample("weight", 85.0))
+    assert created and HealthMetric.objects.filter(pk=weight.pk, value=85.0).exists()
+    goal.refresh_from_db()
+    assert goal.current_value == 85.0
+    assert user_data_version(user.pk) >= before + 2
+
+    # A duplicate sync id stores nothing and leaves the connection usable.
+    first, _ = services.metric_create(user_id=user.pk, fields=_sample("steps", 7, external_id="x"))
+    again, created = services.metric_create(user_id=user.pk, fields=_sample("steps", 8, external_id="x"))
+    assert (created, again.pk, again.value) == (False, first.pk, 7.0)
+    assert HealthMetric.objects.count() == 3

@@ -78,11 +78,31 @@ class CachedRead:
     subject_param: str | None = None
 
 
+@dataclass(frozen=True)
+class DirectRead:
+    """A read route whose plain requests for the caller's own data
+    ``CachedReadMiddleware`` answers from the database itself, without the framework:
+    ``answer(request, user_id, query)`` gives the response body and the ids of the
+    objects read (for the audit row), or None to leave the request to the view. The
+    other fields are ``CachedRead``'s.
+    """
+
+    path: re.Pattern[str]
+    view: type
+    view_name: str
+    resource_type: str
+    answer: Callable[[HttpRequest, int, Mapping[str, str]], tuple[bytes, list] | None]
+    query_names: frozenset[str]
+    subject_param: str | None = None
+
+
 def plain_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
     """``raw`` as a whole number in [low, high] written plainly (digits, no sign, no
     leading zero), ``default`` when absent; None for anything else."""
     if raw is None:
         return default
+    if raw == "0":
+        return 0 if low <= 0 <= high else None
     if not _PLAIN_ID.fullmatch(raw):
         return None
     value = int(raw)
@@ -117,12 +137,14 @@ class CachedReadMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.routes: list[CachedRead] = [import_string(name) for name in settings.CACHED_READS]
+        self.routes: list[CachedRead | DirectRead] = [
+            import_string(name) for name in (*settings.CACHED_READS, *settings.DIRECT_READS)
+        ]
         # Headers the view's answer gets from DRF and the middleware after this one.
         self.headers = {route: self._headers(route) for route in self.routes}
 
     @staticmethod
-    def _headers(route: CachedRead) -> dict[str, str]:
+    def _headers(route: CachedRead | DirectRead) -> dict[str, str]:
         view = route.view()
         view.setup(HttpRequest())  # as for a request: adds HEAD where there is GET
         headers = {"Allow": ", ".join(view.allowed_methods)}
@@ -131,18 +153,25 @@ class CachedReadMiddleware:
         return headers
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.CACHED_READS_ENABLED and request.method == "GET":
+        if request.method == "GET" and (settings.CACHED_READS_ENABLED or settings.DIRECT_READS_ENABLED):
             path = request.path_info
             for route in self.routes:
                 match = route.path.fullmatch(path)
-                if match is not None:
+                enabled = (
+                    settings.DIRECT_READS_ENABLED
+                    if isinstance(route, DirectRead)
+                    else settings.CACHED_READS_ENABLED
+                )
+                if match is not None and enabled:
                     response = self._answer(request, route, match)
                     if response is not None:
                         return response
                     break
         return self.get_response(request)
 
-    def _answer(self, request: HttpRequest, route: CachedRead, match: re.Match) -> HttpResponse | None:
+    def _answer(
+        self, request: HttpRequest, route: CachedRead | DirectRead, match: re.Match
+    ) -> HttpResponse | None:
         meta = request.META
         if meta.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta:
             return None
@@ -164,11 +193,14 @@ class CachedReadMiddleware:
             subject = query.get(route.subject_param)
         if subject is not None and subject != str(user_id):
             return None
-        entry = route.entry(query)
-        if entry is None:
-            return None
-        name, parts = entry
-        entry_keys = cached_for_user_keys(user_id, name, parts)
+        if isinstance(route, CachedRead):
+            entry = route.entry(query)
+            if entry is None:
+                return None
+            name, parts = entry
+            entry_keys = cached_for_user_keys(user_id, name, parts)
+        else:
+            entry_keys = []
         found = None
         if settings.RATE_LIMIT_ENABLED:
             wait = api_rate_limit_wait(request, also_read=entry_keys)
@@ -180,8 +212,13 @@ class CachedReadMiddleware:
         snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
         if snapshot is None or snapshot_refusal(snapshot, token) is not None:
             return None
-        hit, value = cached_for_user_hit(found, user_id, name, parts)
-        body = route.body(value, snapshot) if hit else None
+        object_ids = ()
+        if isinstance(route, CachedRead):
+            hit, value = cached_for_user_hit(found, user_id, name, parts)
+            body = route.body(value, snapshot) if hit else None
+        else:
+            answer = route.answer(request, user_id, query)
+            body, object_ids = (None, ()) if answer is None else answer
         if body is None:
             return None
         request.resolver_match = _ViewMatch(route.view_name)
@@ -195,6 +232,7 @@ class CachedReadMiddleware:
             action=AuditAction.READ,
             resource_type=route.resource_type,
             subject_id=user_id,
+            object_ids=object_ids,
             actor_id=user_id,
         )
         audit_request_finish(request, status=response.status_code)

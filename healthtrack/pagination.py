@@ -54,16 +54,19 @@ class LimitSkipPagination(LimitOffsetPagination):
         return value
 
     def get_paginated_response(self, data):
-        return Response(
-            {
-                "count": self.count,
-                "limit": self.limit,
-                "skip": self.offset,
-                "next": self.get_next_link(),
-                "previous": self.get_previous_link(),
-                "results": data,
-            }
-        )
+        return Response(self.page_body(data))
+
+    def page_body(self, data) -> dict:
+        """The body of the page ``data`` (after ``paginate_queryset``, or with ``request``,
+        ``limit``, ``offset`` and ``count`` set by the caller)."""
+        return {
+            "count": self.count,
+            "limit": self.limit,
+            "skip": self.offset,
+            "next": self.get_next_link(),
+            "previous": self.get_previous_link(),
+            "results": data,
+        }
 
     def get_paginated_response_schema(self, schema):
         return {

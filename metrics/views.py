@@ -17,11 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthtrack.audit import audit_set
-from healthtrack.cached_reads import CachedRead, plain_int
+from healthtrack.cached_reads import CachedRead, DirectRead, plain_int
 from healthtrack.errors import PayloadTooLarge
 from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
 from healthtrack.permissions import Access, authorize_subject, is_admin, parse_user_id
+from healthtrack.renderers import dumps
 from metrics import selectors, services
 from metrics.registry import METRIC_TYPES
 from metrics.serializers import (
@@ -401,4 +402,30 @@ summary_cached_read = CachedRead(
     body=_summary_body,
     query_names=frozenset({"days", "metric_type", "user_id"}),
     subject_param="user_id",
+)
+
+
+def _list_direct_answer(request, user_id: int, query) -> tuple[bytes, list[int]] | None:
+    """MetricUserListView's body for the caller's own samples with plain ``limit``,
+    ``skip`` and ``metric_type`` (None for anything else: the view answers it)."""
+    paginator = LimitSkipPagination()
+    limit = plain_int(query.get("limit"), default=paginator.default_limit, low=1, high=paginator.max_limit)
+    skip = plain_int(query.get("skip"), default=0, low=0, high=paginator.max_offset)
+    metric_type = query.get("metric_type")
+    if limit is None or skip is None or (metric_type is not None and metric_type not in METRIC_TYPES):
+        return None
+    rows = selectors.MetricRows(user_id=user_id, metric_type=metric_type)
+    paginator.count, page = rows.count_and_page(offset=skip, limit=limit)
+    paginator.request, paginator.limit, paginator.offset = request, limit, skip
+    return dumps(paginator.page_body(page)), [row["id"] for row in page]
+
+
+# Plain requests for one's own samples answered by healthtrack.cached_reads.
+metric_list_direct_read = DirectRead(
+    path=re.compile(r"/api/v1/health-metrics/user/(?P<user_id>[0-9]+)"),
+    view=MetricUserListView,
+    view_name="metric-user-list",
+    resource_type=RESOURCE,
+    answer=_list_direct_answer,
+    query_names=frozenset({"limit", "skip", "metric_type"}),
 )

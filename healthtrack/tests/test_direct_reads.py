@@ -1,0 +1,217 @@
+"""Plain reads of one's own data answered straight from the database before DRF
+(``healthtrack.cached_reads.DirectRead``): the view's answer, or the view answers."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from unittest import mock
+
+import pytest
+from django.core.cache import caches
+
+from healthtrack.cache import ResilientRedisCache
+from healthtrack.models import AuditEvent
+from healthtrack.observability import requests_by_view
+from metrics.tests.factories import BloodPressureFactory, HealthMetricFactory
+from metrics.views import MetricUserListView
+from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/health-metrics/user/{id}"
+AUDIT_FIELDS = ("actor_id", "subject_id", "action", "resource_type", "object_ids", "method", "path", "status")
+BASE = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def person(user, other_user):
+    HealthMetricFactory(user=other_user, recorded_at=BASE)  # never listed for user
+    for hour in range(6):
+        HealthMetricFactory(
+            user=user, metric_type="steps", value=100 * hour, recorded_at=BASE + datetime.timedelta(hours=hour)
+        )
+    HealthMetricFactory(user=user, metric_type="heart_rate", value=61.5, recorded_at=BASE, notes='a "note" é')
+    BloodPressureFactory(user=user, value=125, recorded_at=BASE, source="withings", external_id="w-1")
+    return user
+
+
+@pytest.fixture
+def view_calls(auth_client):
+    """Calls that reached the list view's ``get`` (none when the middleware answered).
+
+    The person's authentication snapshot is cached first, as any earlier request of
+    theirs does: without it the middleware leaves the request to DRF."""
+    assert auth_client.get("/api/v1/users/me").status_code == 200
+    calls = []
+    original = MetricUserListView.get
+
+    def counted(self, request, *args, **kwargs):
+        calls.append(request.get_full_path())
+        return original(self, request, *args, **kwargs)
+
+    with mock.patch.object(MetricUserListView, "get", counted):
+        yield calls
+
+
+def _comparable(response) -> tuple:
+    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
+    return response.status_code, headers, response.content
+
+
+def _last_audit_row() -> dict:
+    return AuditEvent.objects.order_by("-id").values(*AUDIT_FIELDS).first()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?limit=3",
+        "?limit=3&skip=3",
+        "?skip=0",
+        "?limit=500&skip=7",
+        "?skip=100",  # past the end: an empty page that still counts
+        "?metric_type=steps&limit=2&skip=1",
+        "?metric_type=blood_pressure",
+        "?metric_type=weight",  # nothing of that type
+    ],
+)
+def test_the_direct_answer_is_the_views(settings, person, auth_client, view_calls, query):
+    url = LIST.format(id=person.pk) + query
+
+    settings.DIRECT_READS_ENABLED = False
+    through_view = auth_client.get(url)
+    view_row = _last_audit_row()
+    assert len(view_calls) == 1
+
+    settings.DIRECT_READS_ENABLED = True
+    direct = auth_client.get(url)
+    direct_row = _last_audit_row()
+    assert len(view_calls) == 1, "the middleware answered"
+
+    assert through_view.status_code == 200
+    assert _comparable(direct) == _comparable(through_view)
+    assert direct_row == view_row
+    assert direct_row["actor_id"] == person.pk and direct_row["action"] == "read"
+
+
+def test_the_page_and_its_links(person, auth_client, view_calls):
+    body = auth_client.get(LIST.format(id=person.pk) + "?limit=3&skip=3").json()
+    assert (body["count"], body["limit"], body["skip"]) == (8, 3, 3)
+    assert body["next"].endswith(f"/api/v1/health-metrics/user/{person.pk}?limit=3&skip=6")
+    assert body["previous"].endswith(f"/api/v1/health-metrics/user/{person.pk}?limit=3")
+    assert [row["value"] for row in body["results"]] == [200.0, 100.0, 125.0]
+    assert view_calls == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?limit=0",
+        "?limit=501",
+        "?limit=05",
+        "?limit=abc",
+        "?skip=-1",
+        "?limit=3&limit=4",
+        "?metric_type=unknown",
+        "?since=2026-03-10T00:00:00Z",
+        "?until=2026-03-10T00:00:00Z",
+        "?format=json",
+    ],
+)
+def test_queries_not_in_plain_form_go_to_the_view(person, auth_client, view_calls, query):
+    response = auth_client.get(LIST.format(id=person.pk) + query)
+    assert len(view_calls) == 1
+    if query in ("?limit=0", "?limit=501", "?limit=abc", "?skip=-1", "?metric_type=unknown"):
+        assert response.status_code == 400
+        assert response.json()["errors"].keys() <= {"limit", "skip", "metric_type"}
+    else:
+        assert response.status_code == 200
+
+
+def test_someone_elses_samples_are_left_to_the_views_authorization(person, other_client, view_calls):
+    response = other_client.get(LIST.format(id=person.pk))
+    assert response.status_code == 404
+    assert len(view_calls) == 1
+    assert _last_audit_row()["action"] == "denied"
+
+
+def test_a_clinician_on_the_care_team_is_answered_by_the_view(person, make_client, view_calls):
+    clinician = ClinicianFactory()
+    CareTeamMembershipFactory(patient=person, clinician=clinician)
+    response = make_client(clinician).get(LIST.format(id=person.pk))
+    assert response.status_code == 200 and response.json()["count"] == 8
+    assert len(view_calls) == 1
+    assert _last_audit_row()["actor_id"] == clinician.pk
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health-metrics/user/0{id}", "/api/v1/health-metrics/user/{id}/"])
+def test_other_spellings_of_the_path(person, auth_client, view_calls, path):
+    response = auth_client.get(path.format(id=person.pk))
+    if path.endswith("/"):  # the trailing slash is optional: answered directly
+        assert response.status_code == 200 and view_calls == []
+    else:  # a leading zero is the view's to judge
+        assert len(view_calls) == 1
+
+
+def test_a_deactivated_account_and_a_bad_token_are_refused(person, auth_client, view_calls):
+    from users.services import user_deactivate
+
+    url = LIST.format(id=person.pk)
+    assert auth_client.get(url).status_code == 200
+    auth_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert auth_client.get(url).status_code == 401
+    auth_client.credentials(HTTP_AUTHORIZATION=f"Bearer {auth_client.tokens['access']}")
+    user_deactivate(user_id=person.pk)
+    response = auth_client.get(url)
+    assert response.status_code == 401 and response.json()["code"] == "user_inactive"
+
+
+def test_only_json_is_answered_directly(person, auth_client, view_calls):
+    response = auth_client.get(LIST.format(id=person.pk), HTTP_ACCEPT="text/html")
+    assert response.status_code == 406  # DRF's content negotiation refused it
+
+
+def test_the_request_log_and_metrics_name_the_caller_and_the_view(person, auth_client, view_calls, caplog):
+    before = requests_by_view.labels("metric-user-list", "http", "GET")._value.get()
+    with caplog.at_level(logging.INFO, logger="healthtrack.request"):
+        assert auth_client.get(LIST.format(id=person.pk)).status_code == 200
+    assert view_calls == []
+    assert requests_by_view.labels("metric-user-list", "http", "GET")._value.get() == before + 1
+    (line,) = [record for record in caplog.records if record.name == "healthtrack.request"]
+    assert line.user_id == person.pk and line.status == 200
+
+
+def test_rate_limits_count_it_once(settings, person, auth_client, view_calls):
+    settings.RATE_LIMIT_ENABLED = True
+    settings.RATE_LIMIT_REQUESTS_PER_SECOND = 1000
+    settings.RATE_LIMIT_REQUESTS_PER_MINUTE = 3
+    statuses = [auth_client.get(LIST.format(id=person.pk)).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert view_calls == []
+
+
+def test_one_cache_round_trip_and_two_queries(
+    settings, person, auth_client, view_calls, django_assert_num_queries
+):
+    """The rate-limit script reads the authentication snapshot (on Redis; elsewhere one
+    ``get_many``); the page and its count are one query on PostgreSQL, and the audit row one."""
+    from django.db import connection
+
+    settings.RATE_LIMIT_ENABLED = True
+    url = LIST.format(id=person.pk)
+    auth_client.get(url)
+    backend = type(caches["default"])
+    on_redis = issubclass(backend, ResilientRedisCache)
+    with (
+        mock.patch.object(backend, "get_many", autospec=True, side_effect=backend.get_many) as get_many,
+        mock.patch.object(
+            ResilientRedisCache, "run_script", autospec=True, side_effect=ResilientRedisCache.run_script
+        ) as script,
+        django_assert_num_queries(2 if connection.vendor == "postgresql" else 3),
+    ):
+        response = auth_client.get(url)
+    assert response.status_code == 200 and response.json()["count"] == 8
+    assert (script.call_count, get_many.call_count) == ((1, 0) if on_redis else (0, 1))
+    assert view_calls == []

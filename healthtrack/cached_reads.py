@@ -30,7 +30,7 @@ asserts that both paths give the same status, headers, body and audit rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +43,14 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from healthtrack.audit import audit_request_finish, audit_set
 from healthtrack.cache import cached_for_user_hit, cached_for_user_keys
+from healthtrack.errors import database_unavailable, database_unavailable_response, mark_database_unavailable
 from healthtrack.models import AuditAction
 from healthtrack.ratelimit import PREFETCHED_CACHE_VALUES, api_rate_limit_wait, rate_limited_response
 from users.authentication import bearer_token, snapshot_refusal, validated_access_token
 from users.selectors import user_auth_snapshot_current, user_auth_snapshot_keys
 
 _JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+_JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
 _PLAIN_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
@@ -79,11 +81,23 @@ class CachedRead:
 
 
 @dataclass(frozen=True)
-class DirectRead:
-    """A read route whose plain requests for the caller's own data
-    ``CachedReadMiddleware`` answers from the database itself, without the framework:
-    ``answer(request, user_id, query)`` gives the response body and the ids of the
-    objects read (for the audit row), or None to leave the request to the view. The
+class DirectAnswer:
+    """What a ``DirectRoute`` answered: the JSON body, its status, and what the audit
+    row says the request did (``action`` on ``object_ids``)."""
+
+    body: bytes
+    object_ids: Sequence = ()
+    status: int = 200
+    action: str = AuditAction.READ
+
+
+@dataclass(frozen=True)
+class DirectRoute:
+    """A route whose plain requests on the caller's own data ``CachedReadMiddleware``
+    answers itself, without the framework: ``answer(request, user_id, query)`` gives a
+    ``DirectAnswer``, or None to leave the request to the view (which then gives its
+    usual answer, e.g. the 400 naming a field). ``method`` is ``GET`` (no body) or
+    ``POST`` (a JSON body with ``Content-Length``, within the default body limit). The
     other fields are ``CachedRead``'s.
     """
 
@@ -91,8 +105,9 @@ class DirectRead:
     view: type
     view_name: str
     resource_type: str
-    answer: Callable[[HttpRequest, int, Mapping[str, str]], tuple[bytes, list] | None]
+    answer: Callable[[HttpRequest, int, Mapping[str, str]], DirectAnswer | None]
     query_names: frozenset[str]
+    method: str = "GET"
     subject_param: str | None = None
 
 
@@ -137,14 +152,15 @@ class CachedReadMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.routes: list[CachedRead | DirectRead] = [
-            import_string(name) for name in (*settings.CACHED_READS, *settings.DIRECT_READS)
+        self.routes: list[CachedRead | DirectRoute] = [
+            import_string(name) for name in (*settings.CACHED_READS, *settings.DIRECT_ROUTES)
         ]
         # Headers the view's answer gets from DRF and the middleware after this one.
         self.headers = {route: self._headers(route) for route in self.routes}
+        self.methods = frozenset({"GET"} | {r.method for r in self.routes if isinstance(r, DirectRoute)})
 
     @staticmethod
-    def _headers(route: CachedRead | DirectRead) -> dict[str, str]:
+    def _headers(route: CachedRead | DirectRoute) -> dict[str, str]:
         view = route.view()
         view.setup(HttpRequest())  # as for a request: adds HEAD where there is GET
         headers = {"Allow": ", ".join(view.allowed_methods)}
@@ -153,27 +169,40 @@ class CachedReadMiddleware:
         return headers
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "GET" and (settings.CACHED_READS_ENABLED or settings.DIRECT_READS_ENABLED):
+        method = request.method
+        if method in self.methods:
             path = request.path_info
             for route in self.routes:
-                match = route.path.fullmatch(path)
-                enabled = (
-                    settings.DIRECT_READS_ENABLED
-                    if isinstance(route, DirectRead)
-                    else settings.CACHED_READS_ENABLED
-                )
-                if match is not None and enabled:
+                if isinstance(route, DirectRoute):
+                    enabled = route.method == method and settings.DIRECT_ROUTES_ENABLED
+                else:
+                    enabled = method == "GET" and settings.CACHED_READS_ENABLED
+                match = route.path.fullmatch(path) if enabled else None
+                if match is not None:
                     response = self._answer(request, route, match)
                     if response is not None:
                         return response
                     break
         return self.get_response(request)
 
+    def _plain_body(self, request: HttpRequest, route: CachedRead | DirectRoute) -> bool:
+        """No body for a GET; for a POST a JSON body whose length is given and within
+        the limit ``ApiPathMiddleware`` would apply (anything else is the view's)."""
+        meta = request.META
+        if "HTTP_TRANSFER_ENCODING" in meta:
+            return False
+        length = meta.get("CONTENT_LENGTH", "")
+        if isinstance(route, CachedRead) or route.method == "GET":
+            return length in ("", "0")
+        if meta.get("CONTENT_TYPE") not in _JSON_CONTENT_TYPES or not _PLAIN_ID.fullmatch(length):
+            return False
+        return int(length) <= settings.MAX_REQUEST_BODY_BYTES
+
     def _answer(
-        self, request: HttpRequest, route: CachedRead | DirectRead, match: re.Match
+        self, request: HttpRequest, route: CachedRead | DirectRoute, match: re.Match
     ) -> HttpResponse | None:
         meta = request.META
-        if meta.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta:
+        if not self._plain_body(request, route):
             return None
         if meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPTS:
             return None
@@ -212,27 +241,38 @@ class CachedReadMiddleware:
         snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
         if snapshot is None or snapshot_refusal(snapshot, token) is not None:
             return None
-        object_ids = ()
         if isinstance(route, CachedRead):
             hit, value = cached_for_user_hit(found, user_id, name, parts)
             body = route.body(value, snapshot) if hit else None
+            if body is None:
+                return None
+            answer = DirectAnswer(body)
         else:
-            answer = route.answer(request, user_id, query)
-            body, object_ids = (None, ()) if answer is None else answer
-        if body is None:
-            return None
+            try:
+                answer = route.answer(request, user_id, query)
+            except Exception as error:
+                if not database_unavailable(error):
+                    raise  # a bug: Django's handler answers the JSON 500
+                # What ApiPathMiddleware answers when the view meets a database that is down.
+                mark_database_unavailable(request)
+                return database_unavailable_response()
+            if answer is None:
+                return None
+        body = answer.body
         request.resolver_match = _ViewMatch(route.view_name)
         context = getattr(request, "log_context", None)
         if context is not None:
             context.user_id = user_id
-        response = HttpResponse(body, content_type="application/json", headers=self.headers[route])
+        response = HttpResponse(
+            body, content_type="application/json", status=answer.status, headers=self.headers[route]
+        )
         response["Content-Length"] = str(len(body))
         audit_set(
             request,
-            action=AuditAction.READ,
+            action=answer.action,
             resource_type=route.resource_type,
             subject_id=user_id,
-            object_ids=object_ids,
+            object_ids=answer.object_ids,
             actor_id=user_id,
         )
         audit_request_finish(request, status=response.status_code)

@@ -208,9 +208,9 @@ REDIS_CACHE_EXPIRE_PROFILE = env.int("REDIS_CACHE_EXPIRE_PROFILE", default=86400
 # Cache hits of these reads are answered before DRF (healthtrack/cached_reads.py).
 CACHED_READS_ENABLED = env.bool("CACHED_READS_ENABLED", default=True)
 CACHED_READS = ["insights.views.recommendations_cached_read", "metrics.views.summary_cached_read"]
-# Plain reads of one's own data answered by the same middleware straight from the database.
-DIRECT_READS_ENABLED = env.bool("DIRECT_READS_ENABLED", default=True)
-DIRECT_READS = ["metrics.views.metric_list_direct_read"]
+# Plain requests on one's own data answered by the same middleware without DRF.
+DIRECT_ROUTES_ENABLED = env.bool("DIRECT_ROUTES_ENABLED", default=True)
+DIRECT_ROUTES = ["metrics.views.metric_list_direct", "metrics.views.metric_create_direct"]
 
 # --- Rate limits (healthtrack/ratelimit.py; docs/protection.md) ---------------------
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)

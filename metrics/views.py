@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import orjson
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -17,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthtrack.audit import audit_set
-from healthtrack.cached_reads import CachedRead, DirectRead, plain_int
+from healthtrack.cached_reads import CachedRead, DirectAnswer, DirectRoute, plain_int
 from healthtrack.errors import PayloadTooLarge
 from healthtrack.models import AuditAction
 from healthtrack.pagination import LimitSkipPagination
@@ -33,7 +34,7 @@ from metrics.serializers import (
     MetricSummarySerializer,
     metric_as_dict,
 )
-from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, echo, parse_timestamp
+from metrics.validation import BULK_MAX_SAMPLES, TYPE_CHOICES_TEXT, echo, parse_timestamp, sample_clean
 from users.models import available_timezones
 from users.selectors import user_is_active, user_timezone_name
 
@@ -405,8 +406,8 @@ summary_cached_read = CachedRead(
 )
 
 
-def _list_direct_answer(request, user_id: int, query) -> tuple[bytes, list[int]] | None:
-    """MetricUserListView's body for the caller's own samples with plain ``limit``,
+def _list_direct_answer(request, user_id: int, query) -> DirectAnswer | None:
+    """MetricUserListView's answer for the caller's own samples with plain ``limit``,
     ``skip`` and ``metric_type`` (None for anything else: the view answers it)."""
     paginator = LimitSkipPagination()
     limit = plain_int(query.get("limit"), default=paginator.default_limit, low=1, high=paginator.max_limit)
@@ -417,15 +418,45 @@ def _list_direct_answer(request, user_id: int, query) -> tuple[bytes, list[int]]
     rows = selectors.MetricRows(user_id=user_id, metric_type=metric_type)
     paginator.count, page = rows.count_and_page(offset=skip, limit=limit)
     paginator.request, paginator.limit, paginator.offset = request, limit, skip
-    return dumps(paginator.page_body(page)), [row["id"] for row in page]
+    return DirectAnswer(dumps(paginator.page_body(page)), object_ids=[row["id"] for row in page])
 
 
-# Plain requests for one's own samples answered by healthtrack.cached_reads.
-metric_list_direct_read = DirectRead(
+def _create_direct_answer(request, user_id: int, query) -> DirectAnswer | None:
+    """MetricCreateView's answer for a valid sample of the caller's own (None for a body
+    that is not a valid sample: the view answers it, with the 400 naming the field)."""
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    fields, errors = sample_clean(data, user_id=user_id, now=timezone.now())
+    if errors:
+        return None
+    metric, created = services.metric_create(user_id=user_id, fields=fields)
+    return DirectAnswer(
+        dumps(metric_as_dict(metric)),
+        object_ids=[metric.pk],
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        action=AuditAction.CREATE if created else AuditAction.READ,
+    )
+
+
+# Plain requests on one's own samples answered by healthtrack.cached_reads.
+metric_list_direct = DirectRoute(
     path=re.compile(r"/api/v1/health-metrics/user/(?P<user_id>[0-9]+)"),
     view=MetricUserListView,
     view_name="metric-user-list",
     resource_type=RESOURCE,
     answer=_list_direct_answer,
     query_names=frozenset({"limit", "skip", "metric_type"}),
+)
+metric_create_direct = DirectRoute(
+    path=re.compile(r"/api/v1/health-metrics"),
+    view=MetricCreateView,
+    view_name="metric-create",
+    resource_type=RESOURCE,
+    answer=_create_direct_answer,
+    query_names=frozenset(),
+    method="POST",
 )

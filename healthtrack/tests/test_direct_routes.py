@@ -1,5 +1,6 @@
-"""Plain reads of one's own data answered straight from the database before DRF
-(``healthtrack.cached_reads.DirectRead``): the view's answer, or the view answers."""
+"""Plain requests on one's own data answered before DRF (``healthtrack.cached_reads.
+DirectRoute``): the metric list and the metric POST give the view's answer, or the view
+answers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from django.core.cache import caches
 from healthtrack.cache import ResilientRedisCache
 from healthtrack.models import AuditEvent
 from healthtrack.observability import requests_by_view
+from metrics.models import HealthMetric
 from metrics.tests.factories import BloodPressureFactory, HealthMetricFactory
-from metrics.views import MetricUserListView
+from metrics.views import MetricCreateView, MetricUserListView
 from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +30,8 @@ BASE = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 def person(user, other_user):
     HealthMetricFactory(user=other_user, recorded_at=BASE)  # never listed for user
     for hour in range(6):
-        HealthMetricFactory(
-            user=user, metric_type="steps", value=100 * hour, recorded_at=BASE + datetime.timedelta(hours=hour)
-        )
+        recorded_at = BASE + datetime.timedelta(hours=hour)
+        HealthMetricFactory(user=user, metric_type="steps", value=100 * hour, recorded_at=recorded_at)
     HealthMetricFactory(user=user, metric_type="heart_rate", value=61.5, recorded_at=BASE, notes='a "note" é')
     BloodPressureFactory(user=user, value=125, recorded_at=BASE, source="withings", external_id="w-1")
     return user
@@ -80,12 +81,12 @@ def _last_audit_row() -> dict:
 def test_the_direct_answer_is_the_views(settings, person, auth_client, view_calls, query):
     url = LIST.format(id=person.pk) + query
 
-    settings.DIRECT_READS_ENABLED = False
+    settings.DIRECT_ROUTES_ENABLED = False
     through_view = auth_client.get(url)
     view_row = _last_audit_row()
     assert len(view_calls) == 1
 
-    settings.DIRECT_READS_ENABLED = True
+    settings.DIRECT_ROUTES_ENABLED = True
     direct = auth_client.get(url)
     direct_row = _last_audit_row()
     assert len(view_calls) == 1, "the middleware answered"
@@ -215,3 +216,168 @@ def test_one_cache_round_trip_and_two_queries(
     assert response.status_code == 200 and response.json()["count"] == 8
     assert (script.call_count, get_many.call_count) == ((1, 0) if on_redis else (0, 1))
     assert view_calls == []
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_database_that_is_down_is_a_503_either_way(settings, person, auth_client, view_calls, direct):
+    import psycopg
+    from django.db import OperationalError
+
+    def refused(self, **kwargs):
+        raise OperationalError("connection refused") from psycopg.OperationalError("connection refused")
+
+    settings.DIRECT_ROUTES_ENABLED = direct
+    with mock.patch("metrics.selectors.MetricRows.count_and_page", refused):
+        response = auth_client.get(LIST.format(id=person.pk))
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable" and response["Retry-After"]
+    assert len(view_calls) == (0 if direct else 1)
+
+
+def test_a_bug_is_a_json_500(person, auth_client, view_calls):
+    auth_client.raise_request_exception = False
+    with mock.patch("metrics.selectors.MetricRows.count_and_page", side_effect=KeyError("bug")):
+        response = auth_client.get(LIST.format(id=person.pk))
+    assert response.status_code == 500 and response.json()["code"] == "server_error"
+
+
+# --- POST /health-metrics -----------------------------------------------------------------
+
+CREATE = "/api/v1/health-metrics"
+
+
+@pytest.fixture
+def create_calls(auth_client):
+    """Calls that reached MetricCreateView's ``post`` (none when the middleware answered)."""
+    assert auth_client.get("/api/v1/users/me").status_code == 200  # the snapshot, as in view_calls
+    calls = []
+    original = MetricCreateView.post
+
+    def counted(self, request, *args, **kwargs):
+        calls.append(request.get_full_path())
+        return original(self, request, *args, **kwargs)
+
+    with mock.patch.object(MetricCreateView, "post", counted):
+        yield calls
+
+
+def _without_identity(response, sample) -> tuple:
+    """Status, headers and body, without what differs between two stored samples (their
+    ids and times of storing; the time of recording too when it defaults to now)."""
+    differ = {"X-Request-ID", "Content-Length", "id", "created_at"}
+    if "recorded_at" not in sample:
+        differ.add("recorded_at")
+    headers = {name: value for name, value in response.headers.items() if name not in differ}
+    body = {name: value for name, value in response.json().items() if name not in differ}
+    return response.status_code, headers, body
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        {"metric_type": "weight", "value": 80},
+        {"metric_type": "weight", "value": 176.37, "unit": "lb", "notes": 'after "breakfast" é'},
+        {"metric_type": "blood_pressure", "value": 128, "secondary_value": 84,
+         "recorded_at": "2026-03-10T07:30:00+01:00"},
+        {"metric_type": "steps", "value": 4200, "source": "garmin", "external_id": None, "id": 5,
+         "user_id": None},
+    ],
+)  # fmt: skip
+def test_a_valid_sample_is_stored_as_the_view_stores_it(settings, user, auth_client, create_calls, sample):
+    if "user_id" in sample:
+        sample = {**sample, "user_id": user.pk}  # a client may send back its own id
+    settings.DIRECT_ROUTES_ENABLED = False
+    through_view = auth_client.post(CREATE, sample, format="json")
+    view_row = _last_audit_row()
+    assert create_calls == [CREATE]
+
+    settings.DIRECT_ROUTES_ENABLED = True
+    direct = auth_client.post(CREATE, sample, format="json")
+    direct_row = _last_audit_row()
+    assert create_calls == [CREATE], "the middleware answered"
+
+    assert through_view.status_code == 201
+    assert _without_identity(direct, sample) == _without_identity(through_view, sample)
+    assert {**direct_row, "object_ids": None} == {**view_row, "object_ids": None}
+    assert direct_row["object_ids"] == [str(direct.json()["id"])] and direct_row["action"] == "create"
+    stored = HealthMetric.objects.get(pk=direct.json()["id"])
+    assert (stored.user_id, stored.value) == (user.pk, direct.json()["value"])
+
+
+def test_a_sample_already_stored_is_returned_with_200(user, auth_client, create_calls):
+    sample = {"metric_type": "heart_rate", "value": 61, "source": "apple_health", "external_id": "HK-1"}
+    first = auth_client.post(CREATE, sample, format="json")
+    again = auth_client.post(CREATE, {**sample, "value": 99}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert _last_audit_row()["action"] == "read"
+    assert HealthMetric.objects.count() == 1 and create_calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "field"),
+    [
+        ('{"metric_type": "weight", "value": 1}', "application/json", 400, "value"),
+        ('{"metric_type": "weight", "value": 80, "colour": "red"}', "application/json", 400, "colour"),
+        ('{"metric_type": "weight"}', "application/json", 400, "value"),
+        ('[{"metric_type": "weight", "value": 80}]', "application/json", 400, None),
+        ('{"metric_type": "weight", "value": 80', "application/json", 400, None),
+        ('{"metric_type": "weight", "value": NaN}', "application/json", 400, None),
+        ("metric_type=weight&value=80", "application/x-www-form-urlencoded", 415, None),
+    ],
+)
+def test_anything_but_a_valid_json_sample_is_the_views_to_refuse(
+    auth_client, create_calls, body, content_type, status, field
+):
+    response = auth_client.post(CREATE, body, content_type=content_type)
+    assert response.status_code == status
+    if field is not None:
+        assert field in response.json()["errors"]
+    assert len(create_calls) == 1
+    assert not HealthMetric.objects.exists()
+
+
+def test_another_owner_and_a_large_body_are_the_views(settings, user, other_user, auth_client, create_calls):
+    response = auth_client.post(
+        f"{CREATE}?user_id={other_user.pk}", {"metric_type": "weight", "value": 80}, format="json"
+    )
+    assert response.status_code == 404 and len(create_calls) == 1
+    settings.MAX_REQUEST_BODY_BYTES = 60
+    response = auth_client.post(
+        CREATE, {"metric_type": "weight", "value": 80, "notes": "x" * 60}, format="json"
+    )
+    assert response.status_code == 413
+    assert not HealthMetric.objects.exists()
+
+
+def test_a_post_costs_one_cache_round_trip_before_the_write_and_two_queries(
+    settings, user, auth_client, create_calls, django_assert_num_queries
+):
+    """The rate-limit script reads the snapshot; the insert (one statement on PostgreSQL,
+    plus the savepoint pair inside the test's transaction) and the audit row."""
+    from django.db import connection
+
+    settings.RATE_LIMIT_ENABLED = True
+    with (
+        mock.patch.object(
+            ResilientRedisCache, "run_script", autospec=True, side_effect=ResilientRedisCache.run_script
+        ) as script,
+        django_assert_num_queries(4 if connection.vendor == "postgresql" else 5),
+    ):
+        response = auth_client.post(CREATE, {"metric_type": "weight", "value": 80}, format="json")
+    assert response.status_code == 201 and create_calls == []
+    on_redis = issubclass(type(caches["default"]), ResilientRedisCache)
+    assert script.call_count == (1 if on_redis else 0)
+
+
+def test_a_database_that_is_down_is_a_503_and_stores_nothing(auth_client, create_calls):
+    import psycopg
+    from django.db import OperationalError
+
+    def refused(**kwargs):
+        raise OperationalError("connection refused") from psycopg.OperationalError("connection refused")
+
+    with mock.patch("metrics.services.metric_create", refused):
+        response = auth_client.post(CREATE, {"metric_type": "weight", "value": 80}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "service_unavailable"
+    assert create_calls == []

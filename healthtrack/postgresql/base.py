@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 from django_prometheus.db.backends.postgresql import base
 from django_prometheus.db.common import ExportingCursorWrapper
 from psycopg_pool import ConnectionPool
@@ -22,6 +24,35 @@ from psycopg_pool import ConnectionPool
 POOL_CHECK_IDLE_SECONDS = 1.0
 _RETURNED_AT = "_healthtrack_returned_at"
 _cursor_wrappers: dict[tuple[type, str, str], type] = {}
+
+
+def _counting_cursor_class(cursor_class: type, alias: str, vendor: str) -> type:
+    """django-prometheus' counting subclass of ``cursor_class``, built once."""
+    key = (cursor_class, alias, vendor)
+    wrapper = _cursor_wrappers.get(key)
+    if wrapper is None:
+        wrapper = _cursor_wrappers[key] = ExportingCursorWrapper(*key)
+    return wrapper
+
+
+def prepared_cursor(connection) -> CursorWrapper:
+    """A cursor of ``connection`` (PostgreSQL) whose statements the server parses and
+    plans once per connection, then only executes: for the few statements every request
+    of a hot route runs, whose planning costs PostgreSQL more than running them (the
+    metric list's page: 0.54 ms to plan, 0.31 ms to run).
+
+    Values are bound on the server (``$1``..., each with the type psycopg gives it), so
+    the statement must be valid with typed parameters. It is counted, logged and timed
+    as Django's own cursors are (``django_assert_num_queries``, /metrics). Django turns
+    psycopg's automatic preparation off for its client-side cursors (they never
+    prepare); this only asks it for cursors made here. Like the audit writer's insert,
+    it assumes no transaction-pooling proxy between the app and the database.
+    """
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    raw_connection.prepare_threshold = 0  # prepare on first use; client-side cursors never do
+    cursor_class = _counting_cursor_class(ServerBindingCursor, connection.alias, connection.vendor)
+    return connection._prepare_cursor(cursor_class(raw_connection))
 
 
 def check_connection_if_idle(connection) -> None:
@@ -39,11 +70,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # connections were configured when the pool was built): one class per cursor class
         # and alias is enough. Django's parameters, then the counting cursor class.
         conn_params = super(base.DatabaseWrapper, self).get_connection_params()
-        key = (conn_params["cursor_factory"], self.alias, self.vendor)
-        wrapper = _cursor_wrappers.get(key)
-        if wrapper is None:
-            wrapper = _cursor_wrappers[key] = ExportingCursorWrapper(*key)
-        conn_params["cursor_factory"] = wrapper
+        conn_params["cursor_factory"] = _counting_cursor_class(
+            conn_params["cursor_factory"], self.alias, self.vendor
+        )
         return conn_params
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -56,17 +58,48 @@ class LimitSkipPagination(LimitOffsetPagination):
     def get_paginated_response(self, data):
         return Response(self.page_body(data))
 
-    def page_body(self, data) -> dict:
+    def page_body(self, data, *, plain_query: Mapping[str, str] | None = None) -> dict:
         """The body of the page ``data`` (after ``paginate_queryset``, or with ``request``,
-        ``limit``, ``offset`` and ``count`` set by the caller)."""
+        ``limit``, ``offset`` and ``count`` set by the caller).
+
+        ``plain_query``: the request's query parameters when each is given once and none
+        needs escaping; the links are then written directly instead of by parsing the
+        request's URL twice (what DRF's ``replace_query_param`` gives for such a query:
+        the parameters sorted by name).
+        """
+        if plain_query is None:
+            next_link, previous_link = self.get_next_link(), self.get_previous_link()
+        else:
+            next_link, previous_link = self._plain_links(plain_query)
         return {
             "count": self.count,
             "limit": self.limit,
             "skip": self.offset,
-            "next": self.get_next_link(),
-            "previous": self.get_previous_link(),
+            "next": next_link,
+            "previous": previous_link,
             "results": data,
         }
+
+    def _plain_links(self, query: Mapping[str, str]) -> tuple[str | None, str | None]:
+        has_next = self.offset + self.limit < self.count
+        if not has_next and self.offset <= 0:
+            return None, None
+        base = self.request.build_absolute_uri(self.request.path)
+        params = {**query, self.limit_query_param: str(self.limit)}
+
+        def link(skip: int | None) -> str:
+            wanted = dict(params)
+            if skip is None:
+                wanted.pop(self.offset_query_param, None)
+            else:
+                wanted[self.offset_query_param] = str(skip)
+            return base + "?" + "&".join(f"{name}={wanted[name]}" for name in sorted(wanted))
+
+        next_link = link(self.offset + self.limit) if has_next else None
+        previous_link = None
+        if self.offset > 0:
+            previous_link = link(None if self.offset - self.limit <= 0 else self.offset - self.limit)
+        return next_link, previous_link
 
     def get_paginated_response_schema(self, schema):
         return {

@@ -418,7 +418,9 @@ def _list_direct_answer(request, user_id: int, query) -> DirectAnswer | None:
     rows = selectors.MetricRows(user_id=user_id, metric_type=metric_type)
     paginator.count, page = rows.count_and_page(offset=skip, limit=limit)
     paginator.request, paginator.limit, paginator.offset = request, limit, skip
-    return DirectAnswer(dumps(paginator.page_body(page)), object_ids=[row["id"] for row in page])
+    # Plain values (digits, a metric type's name) need no escaping in the links.
+    body = paginator.page_body(page, plain_query=query)
+    return DirectAnswer(dumps(body), object_ids=[row["id"] for row in page])
 
 
 def _create_direct_answer(request, user_id: int, query) -> DirectAnswer | None:

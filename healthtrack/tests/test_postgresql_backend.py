@@ -83,3 +83,49 @@ def test_the_query_counting_cursor_class_is_built_once_not_per_checkout():
     assert first is second
     assert issubclass(first, Cursor) and first is not Cursor  # django-prometheus' counting class
     assert first.execute is not Cursor.execute
+
+
+def test_the_preparing_cursor_asks_psycopg_to_prepare_only_its_own_statements():
+    """psycopg prepares only while the connection's prepare_threshold is set, and while it
+    is set counts every statement of the connection: set for this cursor's statements only."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    from healthtrack.postgresql.base import _PreparingCursor
+
+    seen = []
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        seen.append((query, prepare, self.connection.prepare_threshold))
+        if query == "fails":
+            raise psycopg.OperationalError("gone")
+        return self
+
+    raw = SimpleNamespace(prepare_threshold=None)
+    cursor = _PreparingCursor.__new__(_PreparingCursor)  # no connection needed
+    with (
+        mock.patch.object(ServerBindingCursor, "execute", execute),
+        mock.patch.object(_PreparingCursor, "connection", raw, create=True),
+    ):
+        cursor.execute("SELECT 1", [])
+        with pytest.raises(psycopg.OperationalError):
+            cursor.execute("fails")
+    assert seen == [("SELECT 1", True, 0), ("fails", True, 0)]
+    assert raw.prepare_threshold is None  # Django's client-side statements are not counted
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_a_prepared_statement_is_prepared_once_and_nothing_else_is():
+    from healthtrack.postgresql.base import prepared_cursor
+
+    for value in range(3):
+        with prepared_cursor(connection) as cursor:
+            cursor.execute("SELECT %s::int + 1", [value])
+            assert cursor.fetchone() == (value + 1,)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s", ["client-side"])
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert prepared == ["SELECT $1::int + 1"]
+    assert connection.connection.prepare_threshold is None
+    assert len(connection.connection._prepared._counts) <= 1

@@ -25,6 +25,15 @@ the snapshot and the entry, so a hit costs one round trip. It leaves the same au
 view's answer. In every other case the request goes on down the stack unchanged (already
 counted once). ``CACHED_READS_ENABLED=false`` turns this off. ``tests/test_cached_reads.py``
 asserts that both paths give the same status, headers, body and audit rows.
+
+The same middleware answers the ``DIRECT_ROUTES`` (``DirectRoute``): plain requests on
+one's own data whose answer is not a cache entry but one service or selector call (the
+metric list, a metric POST). The checks above come first (a POST must also carry a JSON
+body with ``Content-Length`` within ``MAX_REQUEST_BODY_BYTES``); the route's ``answer``
+then gives the body, or None for anything its view would answer otherwise (a body the
+view refuses, a parameter it does not take plainly), which goes to the view.
+``DIRECT_ROUTES_ENABLED=false`` turns them off; ``tests/test_direct_routes.py``
+compares both paths.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ never a key scan.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -28,7 +30,7 @@ from django.db import transaction
 from django_prometheus.cache.backends.redis import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter, Histogram
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 logger = logging.getLogger("healthtrack.cache")
 
@@ -155,24 +157,44 @@ class ResilientRedisCache(RedisCache):
     def run_script(self, name: str, source: str, *, keys: list[str], args: list[Any]):
         """Run a Lua script in one round trip: ``keys`` are full keys (``make_key``).
 
-        The script is registered once per cache instance (EVALSHA afterwards). Returns
-        None when Redis is unavailable, like the other operations' misses.
+        EVALSHA on a connection of this cache instance's own (Django gives each thread
+        its own instance), sent and read directly: redis-py's command path (the pool's
+        check-out and check-in, retries, argument checks) cost several times the round
+        trip itself, and this script runs on every API request (the rate limits). A
+        Redis that does not know the script (restarted, flushed) gets it with EVAL.
+        Returns None when Redis is unavailable, like the other operations' misses.
         """
         timer, unavailable = _script_metrics(name)
         if not breaker.allows():
             unavailable.inc()
             return None
-        scripts = self.__dict__.setdefault("_scripts", {})
+        shas = self.__dict__.setdefault("_script_shas", {})
+        sha = shas.get(name)
+        if sha is None:
+            sha = shas[name] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        connection = self._script_connection()
         try:
-            script = scripts.get(name)
-            if script is None:
-                script = scripts[name] = self.client.get_client(write=True).register_script(source)
             with timer.time():
-                return script(keys=keys, args=args)
+                try:
+                    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+                    return connection.read_response()
+                except NoScriptError:
+                    connection.send_command("EVAL", source, len(keys), *keys, *args)
+                    return connection.read_response()
         except _CACHE_ERRORS as error:
+            connection.disconnect()  # the next call connects afresh
             breaker.trip(name, error)
             unavailable.inc()
             return None
+
+    def _script_connection(self):
+        """This instance's connection for scripts (made again after a fork)."""
+        connection, pid = self.__dict__.get("_script_connection_of_pid", (None, None))
+        if connection is None or pid != os.getpid():
+            pool = self.client.get_client(write=True).connection_pool
+            connection = pool.make_connection()
+            self.__dict__["_script_connection_of_pid"] = (connection, os.getpid())
+        return connection
 
     def ping(self) -> bool:
         """Ask Redis directly, ignoring the breaker (health checks)."""

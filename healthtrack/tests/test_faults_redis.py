@@ -211,3 +211,26 @@ def test_a_hung_redis_costs_at_most_about_a_socket_timeout(private_redis, make_c
     wait_until(
         lambda: client.get("/api/v1/users/me").status_code == 200 and bool(private_redis.stored_keys()), 5
     )
+
+
+def test_requests_are_counted_after_redis_forgets_the_script_or_restarts(private_redis, make_client):
+    """The rate-limit script is sent by its SHA on a connection of its own: a Redis that
+    has forgotten it (SCRIPT FLUSH, a restart) gets it again, and a connection broken by
+    a restart is replaced, without a request going uncounted once Redis answers."""
+    client = make_client(UserFactory())
+
+    def counted() -> int:
+        counters = private_redis.client.scan_iter("*rl:*")  # django-ratelimit's prefix
+        return sum(int(private_redis.client.get(key) or 0) for key in counters)
+
+    assert client.get("/api/v1/users/me").status_code == 200
+    before = counted()
+    private_redis.client.script_flush()
+    assert client.get("/api/v1/users/me").status_code == 200
+    assert counted() > before  # counted through EVAL, which loaded the script again
+
+    private_redis.stop()
+    private_redis.start()  # same port, empty: no script, no counters
+    time.sleep(RETRY_AFTER + 0.1)  # past the breaker, if the restart tripped it
+    assert client.get("/api/v1/users/me").status_code == 200  # fails open at worst
+    wait_until(lambda: client.get("/api/v1/users/me").status_code == 200 and counted() > 0, 5)

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.db import transaction
 from django_prometheus.cache.backends.redis import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
@@ -267,8 +267,29 @@ def user_data_version_bump(*, user_id: int) -> None:
     transaction.on_commit(lambda: _bump(user_id))
 
 
+# KEYS[1]: a data version; ARGV[1]: a fresh version for a counter that does not exist.
+_BUMP_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return redis.call('INCR', KEYS[1])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return tonumber(ARGV[1])
+"""
+
+
 def _bump(user_id: int) -> None:
     key = _data_version_key(user_id)
+    redis_cache = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(redis_cache, ResilientRedisCache):
+        # One script in one round trip, whether the counter exists or not (django-redis'
+        # incr sends its own script's text with every call, then a set when missing).
+        bumped = redis_cache.run_script(
+            "data-version-bump", _BUMP_SCRIPT, keys=[redis_cache.make_key(key)], args=[_fresh_version()]
+        )
+        if bumped is None:
+            with _pending_lock:
+                _pending_bumps.add(user_id)
+        return
     try:
         bumped = cache.incr(key)
     except ValueError:  # no counter yet: any fresh value differs from older entries

@@ -350,7 +350,7 @@ def test_another_owner_and_a_large_body_are_the_views(settings, user, other_user
     assert not HealthMetric.objects.exists()
 
 
-def test_a_post_costs_one_cache_round_trip_before_the_write_and_two_queries(
+def test_a_post_costs_a_cache_round_trip_before_and_after_the_write_and_two_queries(
     settings, user, auth_client, create_calls, django_assert_num_queries
 ):
     """The rate-limit script reads the snapshot; the insert (one statement on PostgreSQL,
@@ -367,7 +367,10 @@ def test_a_post_costs_one_cache_round_trip_before_the_write_and_two_queries(
         response = auth_client.post(CREATE, {"metric_type": "weight", "value": 80}, format="json")
     assert response.status_code == 201 and create_calls == []
     on_redis = issubclass(type(caches["default"]), ResilientRedisCache)
-    assert script.call_count == (1 if on_redis else 0)
+    # On Redis: the rate-limit script before the write, the data-version bump after it.
+    assert [call.args[1] for call in script.call_args_list] == (
+        ["ratelimit-count", "data-version-bump"] if on_redis else []
+    )
 
 
 def test_a_database_that_is_down_is_a_503_and_stores_nothing(auth_client, create_calls):

@@ -234,3 +234,26 @@ def test_requests_are_counted_after_redis_forgets_the_script_or_restarts(private
     time.sleep(RETRY_AFTER + 0.1)  # past the breaker, if the restart tripped it
     assert client.get("/api/v1/users/me").status_code == 200  # fails open at worst
     wait_until(lambda: client.get("/api/v1/users/me").status_code == 200 and counted() > 0, 5)
+
+
+def test_a_data_version_bump_is_one_script_and_is_replayed_after_an_outage(private_redis):
+    from django.core.cache import caches
+
+    from healthtrack.cache import _data_version_key, _pending_bumps, user_data_version, user_data_version_bump
+
+    key = caches["default"].make_key(_data_version_key(7))
+    user_data_version_bump(user_id=7)  # no counter yet: a fresh, time-based version
+    fresh = int(private_redis.client.get(key))
+    assert fresh > 10**15 and user_data_version(7) == fresh
+    user_data_version_bump(user_id=7)
+    assert user_data_version(7) == fresh + 1
+
+    private_redis.pause()
+    user_data_version_bump(user_id=7)  # Redis does not answer: remembered
+    assert 7 in _pending_bumps
+    private_redis.resume()
+    time.sleep(RETRY_AFTER + 0.1)
+    # Replayed on the next read (a hung Redis may also run the bump it had received, once
+    # resumed: versions only have to move on).
+    wait_until(lambda: (user_data_version(7) or 0) >= fresh + 2, 5)
+    assert 7 not in _pending_bumps

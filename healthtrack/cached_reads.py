@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -87,6 +87,8 @@ class CachedRead:
     body: Callable[[Any, dict[str, Any]], bytes | None]
     query_names: frozenset[str]
     subject_param: str | None = None
+    method: ClassVar[str] = "GET"
+    enabled_setting: ClassVar[str] = "CACHED_READS_ENABLED"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class DirectRoute:
     query_names: frozenset[str]
     method: str = "GET"
     subject_param: str | None = None
+    enabled_setting: ClassVar[str] = "DIRECT_ROUTES_ENABLED"
 
 
 def plain_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
@@ -166,7 +169,7 @@ class CachedReadMiddleware:
         ]
         # Headers the view's answer gets from DRF and the middleware after this one.
         self.headers = {route: self._headers(route) for route in self.routes}
-        self.methods = frozenset({"GET"} | {r.method for r in self.routes if isinstance(r, DirectRoute)})
+        self.methods = frozenset(route.method for route in self.routes)
 
     @staticmethod
     def _headers(route: CachedRead | DirectRoute) -> dict[str, str]:
@@ -182,11 +185,9 @@ class CachedReadMiddleware:
         if method in self.methods:
             path = request.path_info
             for route in self.routes:
-                if isinstance(route, DirectRoute):
-                    enabled = route.method == method and settings.DIRECT_ROUTES_ENABLED
-                else:
-                    enabled = method == "GET" and settings.CACHED_READS_ENABLED
-                match = route.path.fullmatch(path) if enabled else None
+                if route.method != method or not getattr(settings, route.enabled_setting):
+                    continue
+                match = route.path.fullmatch(path)
                 if match is not None:
                     response = self._answer(request, route, match)
                     if response is not None:
@@ -201,7 +202,7 @@ class CachedReadMiddleware:
         if "HTTP_TRANSFER_ENCODING" in meta:
             return False
         length = meta.get("CONTENT_LENGTH", "")
-        if isinstance(route, CachedRead) or route.method == "GET":
+        if route.method == "GET":
             return length in ("", "0")
         if meta.get("CONTENT_TYPE") not in _JSON_CONTENT_TYPES or not _PLAIN_ID.fullmatch(length):
             return False

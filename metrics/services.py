@@ -70,8 +70,9 @@ def metric_create(*, user_id: int, fields: Mapping[str, Any]) -> tuple[HealthMet
         if metric is None:
             with transaction.atomic():
                 metric = HealthMetric.objects.create(user_id=user_id, **fields)
-                goals_follow_metrics(user_id=user_id, metric_types=[metric.metric_type])
-        user_data_version_bump(user_id=user_id)
+                metric_data_changed(user_id=user_id, metric_types=[metric.metric_type])
+        else:  # no goal follows the type: only the cached reads go stale
+            user_data_version_bump(user_id=user_id)
     except IntegrityError:
         if external_id is None:
             raise

@@ -155,6 +155,14 @@ def _read_subject(request, raw) -> tuple[int, str]:
 # --- Views -------------------------------------------------------------------------------
 
 
+def _create_outcome(created: bool) -> tuple[int, str]:
+    """The status and audit action of a POST: 201 and create, or 200 and read for a
+    sample already stored under the same sync id."""
+    if created:
+        return status.HTTP_201_CREATED, AuditAction.CREATE
+    return status.HTTP_200_OK, AuditAction.READ
+
+
 class MetricCreateView(APIView):
     @extend_schema(
         tags=TAGS,
@@ -180,16 +188,9 @@ class MetricCreateView(APIView):
         serializer = HealthMetricWriteSerializer(data=request.data, context={"user_id": user_id})
         serializer.is_valid(raise_exception=True)
         metric, created = services.metric_create(user_id=user_id, fields=serializer.validated_data)
-        audit_set(
-            request,
-            action=AuditAction.CREATE if created else AuditAction.READ,
-            resource_type=RESOURCE,
-            subject_id=user_id,
-            object_ids=[metric.pk],
-        )
-        return Response(
-            metric_as_dict(metric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        answer_status, action = _create_outcome(created)
+        audit_set(request, action=action, resource_type=RESOURCE, subject_id=user_id, object_ids=[metric.pk])
+        return Response(metric_as_dict(metric), status=answer_status)
 
 
 class MetricDetailView(APIView):
@@ -436,11 +437,9 @@ def _create_direct_answer(request, user_id: int, query) -> DirectAnswer | None:
     if errors:
         return None
     metric, created = services.metric_create(user_id=user_id, fields=fields)
+    answer_status, action = _create_outcome(created)
     return DirectAnswer(
-        dumps(metric_as_dict(metric)),
-        object_ids=[metric.pk],
-        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        action=AuditAction.CREATE if created else AuditAction.READ,
+        dumps(metric_as_dict(metric)), object_ids=[metric.pk], status=answer_status, action=action
     )
 
 

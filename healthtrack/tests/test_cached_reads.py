@@ -15,8 +15,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.state import token_backend
 
 from healthtrack.cache import ResilientRedisCache
-from healthtrack.models import AuditEvent
 from healthtrack.observability import requests_by_view
+from healthtrack.tests.early_answers import comparable, last_audit_row
 from insights.views import RecommendationsView
 from metrics.tests.factories import HealthMetricFactory
 from metrics.views import MetricSummaryView
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.django_db
 RECOMMENDATIONS = "/api/v1/recommendations/{id}"
 SUMMARY = "/api/v1/health-metrics/summary"
 VIEWS = {RECOMMENDATIONS: RecommendationsView, SUMMARY: MetricSummaryView}
-AUDIT_FIELDS = ("actor_id", "subject_id", "action", "resource_type", "object_ids", "method", "path", "status")
 
 
 @pytest.fixture
@@ -61,15 +60,6 @@ def _url(route: str, user) -> str:
     return route.format(id=user.pk)
 
 
-def _comparable(response) -> tuple:
-    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
-    return response.status_code, headers, response.content
-
-
-def _last_audit_row() -> dict:
-    return AuditEvent.objects.order_by("-id").values(*AUDIT_FIELDS).first()
-
-
 @pytest.mark.parametrize(
     ("route", "query"),
     [
@@ -91,16 +81,16 @@ def test_a_cache_hit_gets_the_views_answer_without_the_view(
 
     settings.CACHED_READS_ENABLED = False
     through_view = auth_client.get(url)
-    view_row = _last_audit_row()
+    view_row = last_audit_row()
     assert view_calls[route] == 2
 
     settings.CACHED_READS_ENABLED = True
     early = auth_client.get(url)
-    early_row = _last_audit_row()
+    early_row = last_audit_row()
     assert view_calls[route] == 2, "the middleware answered"
 
     assert through_view.json()["cached"] is True
-    assert _comparable(early) == _comparable(through_view)
+    assert comparable(early) == comparable(through_view)
     assert early_row == view_row
     assert early_row["actor_id"] == person.pk and early_row["action"] == "read"
 
@@ -176,7 +166,7 @@ def test_someone_elses_data_is_left_to_the_views_authorization(
     response = other_client.get(url)
     assert response.status_code == 404
     assert view_calls[route] == 2
-    assert _last_audit_row()["action"] == "denied"
+    assert last_audit_row()["action"] == "denied"
 
 
 def test_a_clinician_on_the_care_team_is_answered_by_the_view(person, auth_client, make_client, view_calls):
@@ -187,7 +177,7 @@ def test_a_clinician_on_the_care_team_is_answered_by_the_view(person, auth_clien
     response = make_client(clinician).get(url)
     assert response.status_code == 200 and response.json()["cached"] is True
     assert view_calls[RECOMMENDATIONS] == 2
-    assert _last_audit_row()["actor_id"] == clinician.pk
+    assert last_audit_row()["actor_id"] == clinician.pk
 
 
 @pytest.mark.parametrize("route", [RECOMMENDATIONS, SUMMARY])

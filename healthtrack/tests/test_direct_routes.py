@@ -12,8 +12,8 @@ import pytest
 from django.core.cache import caches
 
 from healthtrack.cache import ResilientRedisCache
-from healthtrack.models import AuditEvent
 from healthtrack.observability import requests_by_view
+from healthtrack.tests.early_answers import calls_reaching, comparable, last_audit_row
 from metrics.models import HealthMetric
 from metrics.tests.factories import BloodPressureFactory, HealthMetricFactory
 from metrics.views import MetricCreateView, MetricUserListView
@@ -22,7 +22,6 @@ from users.tests.factories import CareTeamMembershipFactory, ClinicianFactory
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/health-metrics/user/{id}"
-AUDIT_FIELDS = ("actor_id", "subject_id", "action", "resource_type", "object_ids", "method", "path", "status")
 BASE = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 
 
@@ -44,24 +43,8 @@ def view_calls(auth_client):
     The person's authentication snapshot is cached first, as any earlier request of
     theirs does: without it the middleware leaves the request to DRF."""
     assert auth_client.get("/api/v1/users/me").status_code == 200
-    calls = []
-    original = MetricUserListView.get
-
-    def counted(self, request, *args, **kwargs):
-        calls.append(request.get_full_path())
-        return original(self, request, *args, **kwargs)
-
-    with mock.patch.object(MetricUserListView, "get", counted):
+    with calls_reaching(MetricUserListView, "get") as calls:
         yield calls
-
-
-def _comparable(response) -> tuple:
-    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
-    return response.status_code, headers, response.content
-
-
-def _last_audit_row() -> dict:
-    return AuditEvent.objects.order_by("-id").values(*AUDIT_FIELDS).first()
 
 
 @pytest.mark.parametrize(
@@ -83,16 +66,16 @@ def test_the_direct_answer_is_the_views(settings, person, auth_client, view_call
 
     settings.DIRECT_ROUTES_ENABLED = False
     through_view = auth_client.get(url)
-    view_row = _last_audit_row()
+    view_row = last_audit_row()
     assert len(view_calls) == 1
 
     settings.DIRECT_ROUTES_ENABLED = True
     direct = auth_client.get(url)
-    direct_row = _last_audit_row()
+    direct_row = last_audit_row()
     assert len(view_calls) == 1, "the middleware answered"
 
     assert through_view.status_code == 200
-    assert _comparable(direct) == _comparable(through_view)
+    assert comparable(direct) == comparable(through_view)
     assert direct_row == view_row
     assert direct_row["actor_id"] == person.pk and direct_row["action"] == "read"
 
@@ -135,7 +118,7 @@ def test_someone_elses_samples_are_left_to_the_views_authorization(person, other
     response = other_client.get(LIST.format(id=person.pk))
     assert response.status_code == 404
     assert len(view_calls) == 1
-    assert _last_audit_row()["action"] == "denied"
+    assert last_audit_row()["action"] == "denied"
 
 
 def test_a_clinician_on_the_care_team_is_answered_by_the_view(person, make_client, view_calls):
@@ -144,7 +127,7 @@ def test_a_clinician_on_the_care_team_is_answered_by_the_view(person, make_clien
     response = make_client(clinician).get(LIST.format(id=person.pk))
     assert response.status_code == 200 and response.json()["count"] == 8
     assert len(view_calls) == 1
-    assert _last_audit_row()["actor_id"] == clinician.pk
+    assert last_audit_row()["actor_id"] == clinician.pk
 
 
 @pytest.mark.parametrize("path", ["/api/v1/health-metrics/user/0{id}", "/api/v1/health-metrics/user/{id}/"])
@@ -250,14 +233,7 @@ CREATE = "/api/v1/health-metrics"
 def create_calls(auth_client):
     """Calls that reached MetricCreateView's ``post`` (none when the middleware answered)."""
     assert auth_client.get("/api/v1/users/me").status_code == 200  # the snapshot, as in view_calls
-    calls = []
-    original = MetricCreateView.post
-
-    def counted(self, request, *args, **kwargs):
-        calls.append(request.get_full_path())
-        return original(self, request, *args, **kwargs)
-
-    with mock.patch.object(MetricCreateView, "post", counted):
+    with calls_reaching(MetricCreateView, "post") as calls:
         yield calls
 
 
@@ -288,12 +264,12 @@ def test_a_valid_sample_is_stored_as_the_view_stores_it(settings, user, auth_cli
         sample = {**sample, "user_id": user.pk}  # a client may send back its own id
     settings.DIRECT_ROUTES_ENABLED = False
     through_view = auth_client.post(CREATE, sample, format="json")
-    view_row = _last_audit_row()
+    view_row = last_audit_row()
     assert create_calls == [CREATE]
 
     settings.DIRECT_ROUTES_ENABLED = True
     direct = auth_client.post(CREATE, sample, format="json")
-    direct_row = _last_audit_row()
+    direct_row = last_audit_row()
     assert create_calls == [CREATE], "the middleware answered"
 
     assert through_view.status_code == 201
@@ -310,7 +286,7 @@ def test_a_sample_already_stored_is_returned_with_200(user, auth_client, create_
     again = auth_client.post(CREATE, {**sample, "value": 99}, format="json")
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
-    assert _last_audit_row()["action"] == "read"
+    assert last_audit_row()["action"] == "read"
     assert HealthMetric.objects.count() == 1 and create_calls == []
 
 

@@ -172,8 +172,8 @@ class ResilientRedisCache(RedisCache):
         sha = shas.get(name)
         if sha is None:
             sha = shas[name] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        connection = self._script_connection()
         try:
+            connection = self._script_connection()
             with timer.time():
                 try:
                     connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
@@ -182,7 +182,10 @@ class ResilientRedisCache(RedisCache):
                     connection.send_command("EVAL", source, len(keys), *keys, *args)
                     return connection.read_response()
         except _CACHE_ERRORS as error:
-            connection.disconnect()  # the next call connects afresh
+            # A reply may still be on its way: the next call connects afresh.
+            connection, _ = self.__dict__.get("_script_connection_of_pid", (None, None))
+            if connection is not None:
+                connection.disconnect()
             breaker.trip(name, error)
             unavailable.inc()
             return None

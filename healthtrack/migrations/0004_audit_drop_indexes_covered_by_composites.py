@@ -1,0 +1,89 @@
+"""Drop the audit trail's single-column indexes on actor and subject.
+
+``audit_actor_time`` and ``audit_subject_time`` lead with the same columns, so every
+lookup by actor or subject can use them; the two extra indexes only cost each audited
+request's insert two more index writes.
+
+The schema editor is not asked to do it: on PostgreSQL it sees no change for a foreign
+key without a constraint, and on SQLite it would rebuild the table and lose the
+append-only trigger of migration 0003. The indexes are found by their columns, whatever
+their names.
+"""
+
+from django.conf import settings
+from django.db import migrations, models
+
+COLUMNS = ("actor_id", "subject_id")
+
+
+def _single_column_indexes(schema_editor, table: str) -> dict[str, str]:
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return {
+        details["columns"][0]: name
+        for name, details in constraints.items()
+        if details["index"]
+        and not details["unique"]
+        and not details["primary_key"]
+        and len(details["columns"]) == 1
+        and details["columns"][0] in COLUMNS
+    }
+
+
+def drop_indexes(apps, schema_editor):
+    table = apps.get_model("healthtrack", "AuditEvent")._meta.db_table
+    for name in _single_column_indexes(schema_editor, table).values():
+        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+
+
+def create_indexes(apps, schema_editor):
+    model = apps.get_model("healthtrack", "AuditEvent")
+    existing = _single_column_indexes(schema_editor, model._meta.db_table)
+    for column in COLUMNS:
+        if column not in existing:
+            field = model._meta.get_field(column.removesuffix("_id"))
+            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field]))
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("healthtrack", "0003_audit_append_only"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="auditevent",
+                    name="actor",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_index=False,
+                        help_text="The user who acted (empty for an anonymous caller).",
+                        null=True,
+                        on_delete=models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="auditevent",
+                    name="subject",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_index=False,
+                        help_text="The person whose data or profile was touched.",
+                        null=True,
+                        on_delete=models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
+            database_operations=[migrations.RunPython(drop_indexes, create_indexes)],
+        )
+    ]

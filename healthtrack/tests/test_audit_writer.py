@@ -10,6 +10,7 @@ from django.utils import timezone
 from healthtrack import audit
 from healthtrack.audit import AuditEntry, AuditWriteError, AuditWriter, audit_row
 from healthtrack.models import AuditEvent
+from healthtrack.tests.live import needs_postgresql
 from users.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,14 +32,14 @@ def _writers_release_their_connections(monkeypatch):
         writer.stop()
 
 
-def _row(request_id: str) -> tuple:
+def _row(request_id: str, action: str = "read") -> tuple:
     request = mock.Mock(
         method="GET", path="/api/v1/x", headers={"User-Agent": "test"}, META={"REMOTE_ADDR": "10.0.0.7"}
     )
     request.request_id = request_id
     request.user.is_authenticated = False
     request._healthtrack_client_ip = "10.0.0.7"
-    entry = AuditEntry(action="read", resource_type="metric", subject_id=5, object_ids=["1", "2"])
+    entry = AuditEntry(action=action, resource_type="metric", subject_id=5, object_ids=["1", "2"])
     return audit_row(request=request, entry=entry, status=200)
 
 
@@ -126,8 +127,9 @@ def _stored(request_id: str) -> tuple:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("action", ["read", "create"])  # committed without / with the flush
 @pytest.mark.parametrize("size", [1, 2, 17])  # 17: past the prepared batch sizes
-def test_the_prepared_insert_stores_what_the_plain_insert_stores(size):
+def test_the_prepared_insert_stores_what_the_plain_insert_stores(size, action):
     """The writer's insert (prepared through libpq on PostgreSQL, the plain one elsewhere)
     against the plain insert, field by field."""
     user = UserFactory()
@@ -135,7 +137,7 @@ def test_the_prepared_insert_stores_what_the_plain_insert_stores(size):
     rows = []
     for number in range(size):
         for way in ("plain", "prepared"):
-            row = list(_row(f"{way}-{number}"))
+            row = list(_row(f"{way}-{number}", action))
             row[0] = when
             row[1] = user.pk if number % 2 else None  # actor, or none (signed out)
             row[5] = ['a "quoted" id', "ünïcode", "back\\slash"]
@@ -165,3 +167,37 @@ def test_the_prepared_insert_refuses_a_connection_inside_a_transaction():
         with pytest.raises(DatabaseError, match="not idle"):
             audit.audit_rows_insert([_row("uncommitted")], server_binding=True)
     assert not AuditEvent.objects.filter(request_id="uncommitted").exists()
+
+
+def test_only_a_batch_of_reads_may_skip_waiting_for_the_flush(settings):
+    settings.AUDIT_READS_ASYNC_COMMIT = True
+    assert audit.audit_commit_may_be_asynchronous([_row("a"), _row("b")])
+    for action in ("create", "update", "delete", "export", "login", "login_failed", "logout", "denied"):
+        assert not audit.audit_commit_may_be_asynchronous([_row("a"), _row("b", action)]), action
+    settings.AUDIT_READS_ASYNC_COMMIT = False
+    assert not audit.audit_commit_may_be_asynchronous([_row("a")])
+
+
+@needs_postgresql
+@pytest.mark.parametrize(("action", "commit_inside"), [("read", "off"), ("create", "on")])
+def test_the_writers_insert_sets_the_commit_of_its_own_transaction_only(settings, action, commit_inside):
+    """What the insert sets is local to the transaction it commits: seen from inside an
+    enclosing transaction, gone after it; the connection's own setting is untouched."""
+    settings.AUDIT_READS_ASYNC_COMMIT = True
+    rows = [_row("inside", action)]
+    sql = audit._insert_sql(
+        connection, 1, numbered=True, asynchronous=audit.audit_commit_may_be_asynchronous(rows)
+    )
+    params = [audit._text_param(value) for value in rows[0]]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+        with transaction.atomic():
+            cursor.execute("SELECT 1")  # the transaction has begun on the server
+            connection.connection.pgconn.exec_params(sql.encode(), params)
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == (commit_inside,)
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    audit.audit_rows_insert(rows, server_binding=True)  # and through the writer's path
+    assert AuditEvent.objects.filter(request_id="inside", action=action).count() == 2

@@ -123,10 +123,16 @@ def on_exit(server):
         shutil.rmtree(_METRICS_DIR_CREATED, ignore_errors=True)
 
 
-def post_request(worker, req, environ, resp):
-    from healthtrack.serving import malloc_trim_after_large_request
+def pre_fork(server, worker):
+    from healthtrack.serving import objects_freeze_before_fork
 
-    malloc_trim_after_large_request(environ)
+    objects_freeze_before_fork()
+
+
+def post_request(worker, req, environ, resp):
+    from healthtrack.serving import memory_release_after_large_request
+
+    memory_release_after_large_request(environ)
 
 
 def post_worker_init(worker):

@@ -85,14 +85,19 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 
 # --- Logs: LOG_FORMAT=json makes gunicorn's own lines JSON too (healthtrack.serving) ---
 logger_class = "healthtrack.serving.GunicornLogger"
-# GUNICORN_ACCESS_LOG= (empty) turns the access log off: the app writes its own line per
-# request (logger healthtrack.request) with the user id.
+# The access line is the request's one log line: the app leaves its user id, client
+# address and level for it instead of writing a line of its own (set before the app is
+# imported). GUNICORN_ACCESS_LOG= (empty) turns the access log off, and the app writes
+# its own line per request (logger healthtrack.request).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+os.environ["REQUEST_LOG_BY_SERVER"] = "true" if accesslog else "false"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL") or "info"
 # Text access log (LOG_FORMAT=text). The path is %(U)s, never the query string, which
 # may carry tokens; JSON lines are written by GunicornLogger.access.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+access_log_format = (
+    '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s user=%({healthtrack.user_id}e)s'
+)
 
 # --- Prometheus across workers (healthtrack.serving) ------------------------------------
 # Set before the app (and prometheus_client) is imported, which fixes the value class.

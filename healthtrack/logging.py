@@ -9,6 +9,11 @@ import orjson
 
 from healthtrack.context import current_request_context
 
+# Where the app leaves its part of the request's log line (user id, client address,
+# level) in the WSGI environ, for gunicorn's access line to carry when that line is the
+# request's one line (``REQUEST_LOG_BY_SERVER``; healthtrack.serving.GunicornLogger).
+REQUEST_LOG_ENVIRON_KEY = "healthtrack.request_log"
+
 # Attributes every LogRecord has; anything else passed through ``extra=`` is included
 # in the JSON line as a field of its own.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()) | {

@@ -22,6 +22,7 @@ from healthtrack.errors import (
     mark_database_unavailable,
     server_error_response,
 )
+from healthtrack.logging import REQUEST_LOG_ENVIRON_KEY
 from healthtrack.net import client_ip
 from healthtrack.observability import METRICS_PATHS
 
@@ -78,10 +79,15 @@ class RequestLogMiddleware:
 
     Never the query string, headers or bodies: they can hold tokens, passwords and
     health data. Server errors are logged at ERROR, the rest at INFO.
+
+    Under gunicorn with its access log on (``REQUEST_LOG_BY_SERVER``, set by
+    gunicorn.conf.py) gunicorn's access line is the request's one line: this leaves the
+    user id, client address and level for it instead of writing a second line.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.line_by_server = settings.REQUEST_LOG_BY_SERVER
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -94,7 +100,14 @@ class RequestLogMiddleware:
             level = logging.DEBUG
         else:
             level = logging.INFO
-        if logger.isEnabledFor(level):
+        if self.line_by_server:
+            # gunicorn's access line, written once the response is sent, is the one line.
+            request.environ[REQUEST_LOG_ENVIRON_KEY] = {
+                "level": level,
+                "user_id": _request_user_id(request),
+                "ip": client_ip(request),
+            }
+        elif logger.isEnabledFor(level):
             logger.log(
                 level,
                 "%s %s %s %.1fms",

@@ -26,7 +26,7 @@ import os
 import orjson
 from gunicorn import glogging
 
-from healthtrack.logging import JsonFormatter
+from healthtrack.logging import REQUEST_LOG_ENVIRON_KEY, JsonFormatter
 
 ARCHIVE_NAME = "archive"
 # glibc's mallopt parameter number (malloc.h).
@@ -119,7 +119,10 @@ class GunicornLogger(glogging.Logger):
 
     The access line carries method, path (never the query string, which may hold
     tokens), status, duration_ms, bytes, request_id (the ``X-Request-ID`` our middleware
-    sets on every response), remote address and user agent.
+    sets on every response), remote address and user agent, and what the app left for it
+    in the environ (``REQUEST_LOG_ENVIRON_KEY``): the user id, the client address as the
+    app sees it behind proxies, and the level (ERROR for 5xx, DEBUG for probes). It is
+    then the request's one line; the app writes none of its own.
     """
 
     def setup(self, cfg) -> None:
@@ -132,28 +135,40 @@ class GunicornLogger(glogging.Logger):
                     handler.setFormatter(formatter)
 
     def access(self, resp, req, environ, request_time) -> None:
-        if not self.json_lines:
-            super().access(resp, req, environ, request_time)
-            return
         if not self.access_log_enabled:
+            return
+        # The app's part of the line (healthtrack.middleware.RequestLogMiddleware); absent
+        # for a request gunicorn answered itself.
+        app_fields = environ.get(REQUEST_LOG_ENVIRON_KEY) or {}
+        level = app_fields.get("level", logging.INFO)
+        if not self.json_lines:
+            atoms = self.atoms(resp, req, environ, request_time)
+            atoms["{healthtrack.user_id}e"] = app_fields.get("user_id") or "-"
+            try:
+                self.access_log.log(level, self.cfg.access_log_format, self.atoms_wrapper_class(atoms))
+            except Exception:
+                self.exception("Could not write the access log line")
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), None)
         duration_ms = round(request_time.total_seconds() * 1000, 1)
         method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
         try:
-            self.access_log.info(
+            self.access_log.log(
+                level,
                 "%s %s %s",
                 method,
                 path,
                 status,
                 extra={
                     "request_id": request_id,
+                    "user_id": app_fields.get("user_id"),
                     "method": method,
                     "path": path,
                     "status": int(status),
                     "duration_ms": duration_ms,
                     "bytes": getattr(resp, "sent", None),
+                    "ip": app_fields.get("ip"),
                     "remote_addr": environ.get("REMOTE_ADDR"),
                     "user_agent": environ.get("HTTP_USER_AGENT"),
                 },

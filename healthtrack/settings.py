@@ -168,6 +168,11 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# gunicorn's access line is the request's one log line and carries the app's fields
+# (healthtrack.middleware.RequestLogMiddleware); gunicorn.conf.py turns it on when its
+# access log is on.
+REQUEST_LOG_BY_SERVER = env.bool("REQUEST_LOG_BY_SERVER", default=False)
+
 # The audit trail's group commit (healthtrack.audit.AuditWriter): each request still
 # waits until its row is committed. On by default on PostgreSQL; SQLite has one writer.
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=_db["ENGINE"].endswith("postgresql"))

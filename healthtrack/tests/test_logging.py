@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from healthtrack.logging import JsonFormatter, RequestContextFilter
+from conftest import client_for
+from healthtrack.logging import REQUEST_LOG_ENVIRON_KEY, JsonFormatter, RequestContextFilter
 from users.tests.factories import DEFAULT_PASSWORD, AdminFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +139,13 @@ def _env(**overrides: str) -> dict[str, str]:
     import os
 
     return {**os.environ, **overrides}
+
+
+def test_under_gunicorns_access_log_the_app_leaves_its_fields_instead_of_a_line(settings, user, log_lines):
+    settings.REQUEST_LOG_BY_SERVER = True  # gunicorn.conf.py, with the access log on
+    response = client_for(user).get("/api/v1/users/me")
+    assert response.status_code == 200
+    assert log_lines.requests() == []
+    assert response.wsgi_request.environ[REQUEST_LOG_ENVIRON_KEY] == {
+        "level": logging.INFO, "user_id": user.pk, "ip": "127.0.0.1",
+    }  # fmt: skip

@@ -212,6 +212,7 @@ def test_gunicorn_parses_requests_with_its_c_parser(monkeypatch):
     from gunicorn.http import message
 
     monkeypatch.delenv("GUNICORN_HTTP_PARSER", raising=False)
+    monkeypatch.setenv("REQUEST_LOG_BY_SERVER", "false")  # restored after: the config sets it
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert settings["http_parser"] == "fast"
     config = Config()

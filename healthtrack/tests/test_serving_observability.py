@@ -3,25 +3,32 @@ that come and go (max_requests)."""
 
 from __future__ import annotations
 
+import datetime
+import logging
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
+from gunicorn.config import Config
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from healthtrack.serving import multiprocess_dir_prepare, worker_metrics_archive
+from healthtrack.logging import REQUEST_LOG_ENVIRON_KEY
+from healthtrack.serving import GunicornLogger, multiprocess_dir_prepare, worker_metrics_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 REQUESTS = 40
+API_REQUESTS = 3
 HEALTH_COUNT = re.compile(
     r"^django_http_requests_total_by_view_transport_method_total"
     r'\{method="GET",transport="http",view="health"\} ([0-9.e+]+)$',
@@ -94,6 +101,13 @@ def served(tmp_path_factory):
         pytest.fail(f"gunicorn did not start: {stderr_path.read_text()[-2000:]}")
     for number in range(REQUESTS):
         assert _get(f"{base}/health?access_token=sekrit-query-{number}", **{"X-Request-ID": f"gun-{number}"})
+    for number in range(API_REQUESTS):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(
+                f"{base}/api/v1/no-such-route?access_token=sekrit-query-api",
+                **{"X-Request-ID": f"api-{number}"},
+            )
+        assert refused.value.code == 404
     scrape = _get(f"{base}/metrics").read().decode()
     files = sorted(path.name for path in metrics_dir.glob("*.db"))
     process.terminate()
@@ -119,13 +133,18 @@ def test_metrics_are_summed_over_workers_that_were_recycled(served):
 
 def test_gunicorn_logs_are_json_lines(served):
     assert served["returncode"] == 0  # a graceful stop
-    access = [orjson.loads(line) for line in served["stdout"].splitlines() if line.strip()]
-    by_request = {line["request_id"]: line for line in access}
-    line = by_request["gun-5"]
+    lines = [
+        orjson.loads(line) for line in (served["stdout"] + served["stderr"]).splitlines() if line.strip()
+    ]
+    # gunicorn's access line is the request's one line, with the app's fields in it.
+    (line,) = [line for line in lines if line.get("request_id") == "api-1"]
     assert line["logger"] == "gunicorn.access" and line["level"] == "INFO"
-    assert line["method"] == "GET" and line["path"] == "/health" and line["status"] == 200
+    assert line["method"] == "GET" and line["path"] == "/api/v1/no-such-route" and line["status"] == 404
     assert isinstance(line["duration_ms"], float)
-    assert line["remote_addr"] == "127.0.0.1"
+    assert line["remote_addr"] == line["ip"] == "127.0.0.1"
+    assert line["user_id"] is None  # signed out
+    # Successful probes are DEBUG, as the app logs them: not in an INFO log.
+    assert not [line for line in lines if (line.get("request_id") or "").startswith("gun-")]
     errors = [orjson.loads(line) for line in served["stderr"].splitlines() if line.strip()]
     assert any(
         entry["logger"] == "gunicorn.error" and "Booting worker" in entry["message"] for entry in errors
@@ -159,3 +178,60 @@ def test_archiving_a_worker_keeps_totals(tmp_path):
     assert sorted(os.listdir(directory)) == ["counter_103.db", "counter_archive.db"]
     multiprocess_dir_prepare(directory)  # a new start begins from zero
     assert os.listdir(directory) == []
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize(
+    ("level", "written"), [(logging.ERROR, True), (logging.INFO, True), (logging.DEBUG, False)]
+)
+def test_the_access_line_carries_the_apps_fields_at_the_apps_level(
+    tmp_path, monkeypatch, log_format, level, written
+):
+    monkeypatch.setenv("LOG_FORMAT", log_format)
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    config.set("errorlog", str(tmp_path / "error.log"))
+    config.set("access_log_format", "%(s)s user=%({healthtrack.user_id}e)s")
+    logger = GunicornLogger(config)
+    response = SimpleNamespace(
+        status="500 Internal Server Error", headers=[("X-Request-ID", "r-1")], sent=2, response_length=2
+    )
+    request = SimpleNamespace(
+        headers=[], method="GET", uri="/api/v1/x", path="/api/v1/x", query="", version=(1, 1)
+    )
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/v1/x",
+        "RAW_URI": "/api/v1/x",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.1",
+        REQUEST_LOG_ENVIRON_KEY: {"level": level, "user_id": 7, "ip": "203.0.113.9"},
+    }
+    logger.access(response, request, environ, datetime.timedelta(milliseconds=3))
+    text = (tmp_path / "access.log").read_text()
+    if not written:
+        assert text == ""
+    elif log_format == "text":
+        assert text.strip() == "500 user=7"
+    else:
+        line = orjson.loads(text)
+        assert (line["level"], line["logger"], line["status"]) == (
+            logging.getLevelName(level),
+            "gunicorn.access",
+            500,
+        )
+        assert (line["user_id"], line["ip"], line["remote_addr"], line["request_id"]) == (
+            7, "203.0.113.9", "10.0.0.1", "r-1",
+        )  # fmt: skip
+
+
+def test_a_request_gunicorn_answered_itself_is_logged_without_the_apps_fields(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = GunicornLogger(config)
+    response = SimpleNamespace(status="400 Bad Request", headers=[], sent=0, response_length=0)
+    request = SimpleNamespace(headers=[], method="GET", uri="/", path="/", query="", version=(1, 1))
+    logger.access(response, request, {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, datetime.timedelta(0))
+    line = orjson.loads((tmp_path / "access.log").read_text())
+    assert (line["level"], line["status"], line["user_id"], line["ip"]) == ("INFO", 400, None, None)

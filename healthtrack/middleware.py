@@ -9,8 +9,10 @@ import secrets
 import tempfile
 import time
 
+import corsheaders.middleware
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
 
 from healthtrack.context import RequestContext, bind_request_context, unbind_request_context
 from healthtrack.errors import (
@@ -233,3 +235,24 @@ class ApiPathMiddleware:
             return None
         logger.exception("Unhandled exception on %s %s", request.method, request.path, exc_info=exception)
         return server_error_response()
+
+
+class CorsMiddleware(corsheaders.middleware.CorsMiddleware):
+    """django-cors-headers, without its work for requests that send no ``Origin``.
+
+    Mobile apps and servers never send one, and for them the answer only needs
+    ``Vary: Origin`` (a cache must not hand their response to a browser). The library
+    builds every request's ``request.headers`` mapping to look for the header; reading
+    it from ``META`` skips that on the API's most common requests. Requests with an
+    ``Origin`` (browsers, preflights) take the library's own path unchanged.
+    """
+
+    def add_response_headers(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if "HTTP_ORIGIN" in request.META:
+            return super().add_response_headers(request, response)
+        enabled = getattr(request, "_cors_enabled", None)
+        if enabled is None:
+            enabled = self.is_enabled(request)
+        if enabled:
+            patch_vary_headers(response, ("origin",))
+        return response

@@ -96,7 +96,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthtrack.middleware.ApiPathMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "healthtrack.middleware.CorsMiddleware",
     "healthtrack.cached_reads.CachedReadMiddleware",
     "healthtrack.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -136,3 +136,20 @@ def test_a_throttled_answer_is_readable_by_the_allowed_origin(cors, api_client):
     response = api_client.get("/api/v1/users/me", HTTP_ORIGIN=APP_ORIGIN)
     assert response.status_code == 429
     assert response["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/users/me", "/api/v1/health-metrics/summary"]
+)  # DRF; answered early
+def test_without_an_origin_the_answer_only_varies_on_it(cors, auth_client, path):
+    """What django-cors-headers answers a request that sends no Origin (apps, servers),
+    through the middleware's shortcut for them: Vary: Origin, no CORS headers."""
+    response = auth_client.get(path)
+    assert response.status_code == 200
+    assert "origin" in [value.strip().lower() for value in response["Vary"].split(",")]
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_without_an_origin_nothing_is_added_outside_the_api(cors, client):
+    response = client.get("/admin/login/")
+    assert "origin" not in response.get("Vary", "").lower()

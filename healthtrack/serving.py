@@ -127,6 +127,10 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
+        if os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG":
+            # The app's DEBUG lines (successful probes and scrapes) show with LOG_LEVEL=DEBUG,
+            # as when the app wrote them; gunicorn keeps its access log at INFO otherwise.
+            self.access_log.setLevel(logging.DEBUG)
         self.json_lines = log_format_is_json()
         if self.json_lines:
             formatter = JsonFormatter()

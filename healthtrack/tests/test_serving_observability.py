@@ -188,6 +188,7 @@ def test_the_access_line_carries_the_apps_fields_at_the_apps_level(
     tmp_path, monkeypatch, log_format, level, written
 ):
     monkeypatch.setenv("LOG_FORMAT", log_format)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
     config = Config()
     config.set("accesslog", str(tmp_path / "access.log"))
     config.set("errorlog", str(tmp_path / "error.log"))
@@ -235,3 +236,22 @@ def test_a_request_gunicorn_answered_itself_is_logged_without_the_apps_fields(tm
     logger.access(response, request, {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, datetime.timedelta(0))
     line = orjson.loads((tmp_path / "access.log").read_text())
     assert (line["level"], line["status"], line["user_id"], line["ip"]) == ("INFO", 400, None, None)
+
+
+def test_with_log_level_debug_the_quiet_lines_are_written_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = GunicornLogger(config)
+    response = SimpleNamespace(status="200 OK", headers=[], sent=2, response_length=2)
+    request = SimpleNamespace(
+        headers=[], method="GET", uri="/health", path="/health", query="", version=(1, 1)
+    )
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/health",
+        REQUEST_LOG_ENVIRON_KEY: {"level": logging.DEBUG},
+    }
+    logger.access(response, request, environ, datetime.timedelta(0))
+    assert orjson.loads((tmp_path / "access.log").read_text())["level"] == "DEBUG"

@@ -1464,7 +1464,7 @@ def run(args) -> int:
                         *RATE_LIMIT_ENV,
                     )
                 },
-                "logs": "gunicorn access log with the app's fields, one JSON line per request, written to a file",
+                "logs": "gunicorn access log with the app's fields (one JSON line per request), to a file",
                 "routes": args.routes,
             },
             "ceiling": {

@@ -137,6 +137,11 @@ class GunicornLogger(glogging.Logger):
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     handler.setFormatter(formatter)
+        else:
+            # Time and level, as on the app's text lines: this is the request's one line.
+            text = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            for handler in self.access_log.handlers:
+                handler.setFormatter(text)
 
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled:
@@ -145,6 +150,13 @@ class GunicornLogger(glogging.Logger):
         # for a request gunicorn answered itself.
         app_fields = environ.get(REQUEST_LOG_ENVIRON_KEY) or {}
         level = app_fields.get("level", logging.INFO)
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        try:
+            status = int(status)
+        except (TypeError, ValueError):
+            status = 0
+        if status >= 500:  # also when gunicorn answered the error itself
+            level = max(level, logging.ERROR)
         if not self.json_lines:
             atoms = self.atoms(resp, req, environ, request_time)
             atoms["{healthtrack.user_id}e"] = app_fields.get("user_id") or "-"
@@ -153,7 +165,6 @@ class GunicornLogger(glogging.Logger):
             except Exception:
                 self.exception("Could not write the access log line")
             return
-        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), None)
         duration_ms = round(request_time.total_seconds() * 1000, 1)
         method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
@@ -169,7 +180,7 @@ class GunicornLogger(glogging.Logger):
                     "user_id": app_fields.get("user_id"),
                     "method": method,
                     "path": path,
-                    "status": int(status),
+                    "status": status,
                     "duration_ms": duration_ms,
                     "bytes": getattr(resp, "sent", None),
                     "ip": app_fields.get("ip"),

@@ -180,8 +180,9 @@ AUDIT_WRITE_TIMEOUT = env.float("AUDIT_WRITE_TIMEOUT", default=5.0)
 # Rows of reads only, through the group-commit writer on PostgreSQL: committed without
 # waiting for the WAL flush. The row is in the database before the answer leaves (a crash
 # of the app loses nothing); a crash of PostgreSQL itself can lose the last ~0.6 s of
-# read rows (3 x wal_writer_delay). Every other row (changes, exports, sign-ins,
-# denials) waits for the flush. docs/protection.md, "Audit trail".
+# read rows (3 x wal_writer_delay), and they do not wait for a synchronous standby.
+# Every other row (changes, exports, sign-ins, denials) waits for the flush.
+# docs/protection.md, "Audit trail".
 AUDIT_READS_ASYNC_COMMIT = env.bool("AUDIT_READS_ASYNC_COMMIT", default=True)
 
 # --- Cache ----------------------------------------------------------------------

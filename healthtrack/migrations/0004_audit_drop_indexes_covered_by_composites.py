@@ -7,7 +7,9 @@ request's insert two more index writes.
 The schema editor is not asked to do it: on PostgreSQL it sees no change for a foreign
 key without a constraint, and on SQLite it would rebuild the table and lose the
 append-only trigger of migration 0003. The indexes are found by their columns, whatever
-their names.
+their names. On PostgreSQL they are dropped (and made again, backwards) CONCURRENTLY,
+outside a transaction: a plain DROP INDEX waits for any running read of the table and,
+meanwhile, holds up every request's audit insert.
 """
 
 from django.conf import settings
@@ -31,22 +33,30 @@ def _single_column_indexes(schema_editor, table: str) -> dict[str, str]:
     }
 
 
+def _on_postgresql(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
 def drop_indexes(apps, schema_editor):
     table = apps.get_model("healthtrack", "AuditEvent")._meta.db_table
+    concurrently = "CONCURRENTLY " if _on_postgresql(schema_editor) else ""
     for name in _single_column_indexes(schema_editor, table).values():
-        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+        schema_editor.execute(f"DROP INDEX {concurrently}{schema_editor.quote_name(name)}")
 
 
 def create_indexes(apps, schema_editor):
     model = apps.get_model("healthtrack", "AuditEvent")
     existing = _single_column_indexes(schema_editor, model._meta.db_table)
+    options = {"concurrently": True} if _on_postgresql(schema_editor) else {}
     for column in COLUMNS:
         if column not in existing:
             field = model._meta.get_field(column.removesuffix("_id"))
-            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field]))
+            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **options))
 
 
 class Migration(migrations.Migration):
+    atomic = False  # DROP INDEX CONCURRENTLY cannot run inside a transaction
+
     dependencies = [
         ("healthtrack", "0003_audit_append_only"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -84,6 +94,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[migrations.RunPython(drop_indexes, create_indexes)],
+            database_operations=[migrations.RunPython(drop_indexes, create_indexes, atomic=False)],
         )
     ]

@@ -149,3 +149,13 @@ def test_under_gunicorns_access_log_the_app_leaves_its_fields_instead_of_a_line(
     assert response.wsgi_request.environ[REQUEST_LOG_ENVIRON_KEY] == {
         "level": logging.INFO, "user_id": user.pk, "ip": "127.0.0.1",
     }  # fmt: skip
+
+
+@pytest.mark.urls("healthtrack.tests.boom_urls")
+def test_under_gunicorns_access_log_a_server_error_is_left_at_error(settings, api_client, log_lines):
+    settings.REQUEST_LOG_BY_SERVER = True
+    response = api_client.get("/api/v1/boom")
+    assert response.status_code == 500
+    assert response.wsgi_request.environ[REQUEST_LOG_ENVIRON_KEY]["level"] == logging.ERROR
+    assert log_lines.requests() == []
+    assert [entry for entry in log_lines() if "RuntimeError" in entry.get("exception", "")]  # still logged

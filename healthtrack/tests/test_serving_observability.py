@@ -182,10 +182,16 @@ def test_archiving_a_worker_keeps_totals(tmp_path):
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
 @pytest.mark.parametrize(
-    ("level", "written"), [(logging.ERROR, True), (logging.INFO, True), (logging.DEBUG, False)]
+    ("status", "app_level", "written_level"),
+    [
+        ("200 OK", logging.INFO, "INFO"),
+        ("500 Internal Server Error", logging.ERROR, "ERROR"),
+        ("200 OK", logging.DEBUG, None),  # a probe: quiet at the default level
+        ("502 Bad Gateway", None, "ERROR"),  # answered by gunicorn itself: no app fields
+    ],
 )
 def test_the_access_line_carries_the_apps_fields_at_the_apps_level(
-    tmp_path, monkeypatch, log_format, level, written
+    tmp_path, monkeypatch, log_format, status, app_level, written_level
 ):
     monkeypatch.setenv("LOG_FORMAT", log_format)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
@@ -194,9 +200,7 @@ def test_the_access_line_carries_the_apps_fields_at_the_apps_level(
     config.set("errorlog", str(tmp_path / "error.log"))
     config.set("access_log_format", "%(s)s user=%({healthtrack.user_id}e)s")
     logger = GunicornLogger(config)
-    response = SimpleNamespace(
-        status="500 Internal Server Error", headers=[("X-Request-ID", "r-1")], sent=2, response_length=2
-    )
+    response = SimpleNamespace(status=status, headers=[("X-Request-ID", "r-1")], sent=2, response_length=2)
     request = SimpleNamespace(
         headers=[], method="GET", uri="/api/v1/x", path="/api/v1/x", query="", version=(1, 1)
     )
@@ -206,24 +210,25 @@ def test_the_access_line_carries_the_apps_fields_at_the_apps_level(
         "RAW_URI": "/api/v1/x",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "10.0.0.1",
-        REQUEST_LOG_ENVIRON_KEY: {"level": level, "user_id": 7, "ip": "203.0.113.9"},
     }
+    if app_level is not None:
+        environ[REQUEST_LOG_ENVIRON_KEY] = {"level": app_level, "user_id": 7, "ip": "203.0.113.9"}
     logger.access(response, request, environ, datetime.timedelta(milliseconds=3))
     text = (tmp_path / "access.log").read_text()
-    if not written:
+    code = int(status.split()[0])
+    user = 7 if app_level is not None else None
+    if written_level is None:
         assert text == ""
     elif log_format == "text":
-        assert text.strip() == "500 user=7"
+        # Time, level and logger first, as on the app's own text lines.
+        assert re.fullmatch(
+            rf"\d{{4}}-\d\d-\d\d [\d:,]+ {written_level} gunicorn\.access {code} user={user or '-'}\n", text
+        ), text
     else:
         line = orjson.loads(text)
-        assert (line["level"], line["logger"], line["status"]) == (
-            logging.getLevelName(level),
-            "gunicorn.access",
-            500,
-        )
-        assert (line["user_id"], line["ip"], line["remote_addr"], line["request_id"]) == (
-            7, "203.0.113.9", "10.0.0.1", "r-1",
-        )  # fmt: skip
+        assert (line["level"], line["logger"], line["status"]) == (written_level, "gunicorn.access", code)
+        assert (line["user_id"], line["remote_addr"], line["request_id"]) == (user, "10.0.0.1", "r-1")
+        assert line["ip"] == ("203.0.113.9" if user else None)
 
 
 def test_a_request_gunicorn_answered_itself_is_logged_without_the_apps_fields(tmp_path, monkeypatch):

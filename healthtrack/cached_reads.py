@@ -90,6 +90,22 @@ class CachedRead:
     method: ClassVar[str] = "GET"
     enabled_setting: ClassVar[str] = "CACHED_READS_ENABLED"
 
+    def keys_to_read(self, user_id: int, query: Mapping[str, str]) -> tuple[list[str], Any] | None:
+        """The cache keys to read with the request's rate-limit round trip, and what
+        ``respond`` needs of them; None when the query is not one answered here."""
+        entry = self.entry(query)
+        if entry is None:
+            return None
+        name, parts = entry
+        return cached_for_user_keys(user_id, name, parts), entry
+
+    def respond(self, request, user_id: int, query, entry, found, snapshot) -> DirectAnswer | None:
+        """The answer from the cached value, if it was found and fits the caller."""
+        name, parts = entry
+        hit, value = cached_for_user_hit(found, user_id, name, parts)
+        body = self.body(value, snapshot) if hit else None
+        return None if body is None else DirectAnswer(body)
+
 
 @dataclass(frozen=True)
 class DirectAnswer:
@@ -121,6 +137,12 @@ class DirectRoute:
     method: str = "GET"
     subject_param: str | None = None
     enabled_setting: ClassVar[str] = "DIRECT_ROUTES_ENABLED"
+
+    def keys_to_read(self, user_id: int, query: Mapping[str, str]) -> tuple[list[str], Any]:
+        return [], None  # answered by its own query, not from the cache
+
+    def respond(self, request, user_id: int, query, entry, found, snapshot) -> DirectAnswer | None:
+        return self.answer(request, user_id, query)
 
 
 def plain_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
@@ -232,14 +254,10 @@ class CachedReadMiddleware:
             subject = query.get(route.subject_param)
         if subject is not None and subject != str(user_id):
             return None
-        if isinstance(route, CachedRead):
-            entry = route.entry(query)
-            if entry is None:
-                return None
-            name, parts = entry
-            entry_keys = cached_for_user_keys(user_id, name, parts)
-        else:
-            entry_keys = []
+        to_read = route.keys_to_read(user_id, query)
+        if to_read is None:
+            return None
+        entry_keys, entry = to_read
         found = None
         if settings.RATE_LIMIT_ENABLED:
             wait = api_rate_limit_wait(request, also_read=entry_keys)
@@ -251,23 +269,16 @@ class CachedReadMiddleware:
         snapshot = user_auth_snapshot_current(user_id=user_id, found=found)
         if snapshot is None or snapshot_refusal(snapshot, token) is not None:
             return None
-        if isinstance(route, CachedRead):
-            hit, value = cached_for_user_hit(found, user_id, name, parts)
-            body = route.body(value, snapshot) if hit else None
-            if body is None:
-                return None
-            answer = DirectAnswer(body)
-        else:
-            try:
-                answer = route.answer(request, user_id, query)
-            except Exception as error:
-                if not database_unavailable(error):
-                    raise  # a bug: Django's handler answers the JSON 500
-                # What ApiPathMiddleware answers when the view meets a database that is down.
-                mark_database_unavailable(request)
-                return database_unavailable_response()
-            if answer is None:
-                return None
+        try:
+            answer = route.respond(request, user_id, query, entry, found, snapshot)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise  # a bug: Django's handler answers the JSON 500
+            # What ApiPathMiddleware answers when the view meets a database that is down.
+            mark_database_unavailable(request)
+            return database_unavailable_response()
+        if answer is None:
+            return None
         body = answer.body
         request.resolver_match = _ViewMatch(route.view_name)
         context = getattr(request, "log_context", None)

@@ -122,12 +122,18 @@ def _metric_insert_unfollowed(*, user_id: int, fields: Mapping[str, Any]) -> Hea
     return metric
 
 
+def _insert_columns_sql(connection) -> str:
+    """The quoted columns a raw insert of samples writes: the owner, ``INSERT_COLUMNS``,
+    then ``created_at`` (the order of its values in both inserts here)."""
+    quote = connection.ops.quote_name
+    meta = HealthMetric._meta
+    return ", ".join(quote(meta.get_field(name).column) for name in ("user", *INSERT_COLUMNS, "created_at"))
+
+
 def _metric_insert_unfollowed_sql(connection, followed_sql: str) -> str:
     quote = connection.ops.quote_name
     meta = HealthMetric._meta
-    columns = ", ".join(
-        quote(meta.get_field(name).column) for name in ("user", *INSERT_COLUMNS, "created_at")
-    )
+    columns = _insert_columns_sql(connection)
     values = ", ".join(
         ["%s::bigint", *(f"%s::{_POSTGRES_ARRAY_TYPES[name]}" for name in INSERT_COLUMNS), "%s::timestamptz"]
     )
@@ -189,9 +195,7 @@ def _insert_rows(*, user_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int
         return [metric.pk for metric in created]
     quote = connection.ops.quote_name
     meta = HealthMetric._meta
-    columns = ", ".join(
-        quote(meta.get_field(name).column) for name in ("user", *INSERT_COLUMNS, "created_at")
-    )
+    columns = _insert_columns_sql(connection)
     arrays = ", ".join(f"%s::{_POSTGRES_ARRAY_TYPES[name]}[]" for name in INSERT_COLUMNS)
     aliases = [f"c{index}" for index in range(len(INSERT_COLUMNS))]
     # Identifiers come from the model, every value is a parameter. ORDER BY keeps the

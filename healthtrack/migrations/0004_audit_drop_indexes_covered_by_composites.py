@@ -54,6 +54,24 @@ def create_indexes(apps, schema_editor):
             schema_editor.execute(schema_editor._create_index_sql(model, fields=[field], **options))
 
 
+def _unindexed_user_reference(name: str, help_text: str) -> migrations.AlterField:
+    """The audit event's ``name`` field as the model now declares it: no index of its own."""
+    return migrations.AlterField(
+        model_name="auditevent",
+        name=name,
+        field=models.ForeignKey(
+            blank=True,
+            db_constraint=False,
+            db_index=False,
+            help_text=help_text,
+            null=True,
+            on_delete=models.deletion.DO_NOTHING,
+            related_name="+",
+            to=settings.AUTH_USER_MODEL,
+        ),
+    )
+
+
 class Migration(migrations.Migration):
     atomic = False  # DROP INDEX CONCURRENTLY cannot run inside a transaction
 
@@ -65,34 +83,8 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
-                migrations.AlterField(
-                    model_name="auditevent",
-                    name="actor",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_constraint=False,
-                        db_index=False,
-                        help_text="The user who acted (empty for an anonymous caller).",
-                        null=True,
-                        on_delete=models.deletion.DO_NOTHING,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="auditevent",
-                    name="subject",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_constraint=False,
-                        db_index=False,
-                        help_text="The person whose data or profile was touched.",
-                        null=True,
-                        on_delete=models.deletion.DO_NOTHING,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                _unindexed_user_reference("actor", "The user who acted (empty for an anonymous caller)."),
+                _unindexed_user_reference("subject", "The person whose data or profile was touched."),
             ],
             database_operations=[migrations.RunPython(drop_indexes, create_indexes, atomic=False)],
         )

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from unittest import mock
 
+from django.core.cache import caches
+
+from healthtrack.cache import ResilientRedisCache
 from healthtrack.models import AuditEvent
 
 AUDIT_FIELDS = ("actor_id", "subject_id", "action", "resource_type", "object_ids", "method", "path", "status")
@@ -34,3 +37,20 @@ def calls_reaching(view: type, handler: str) -> Iterator[list[str]]:
 
     with mock.patch.object(view, handler, counted):
         yield calls
+
+
+@contextmanager
+def cache_round_trips() -> Iterator[dict]:
+    """Counts ``script`` (the rate-limit script on Redis) and ``get_many`` calls while
+    inside; ``one`` is what a single cache round trip looks like on this cache (the
+    script on Redis, else one ``get_many``)."""
+    backend = type(caches["default"])
+    counts = {"one": (1, 0) if issubclass(backend, ResilientRedisCache) else (0, 1)}
+    with (
+        mock.patch.object(backend, "get_many", autospec=True, side_effect=backend.get_many) as get_many,
+        mock.patch.object(
+            ResilientRedisCache, "run_script", autospec=True, side_effect=ResilientRedisCache.run_script
+        ) as script,
+    ):
+        counts["made"] = lambda: (script.call_count, get_many.call_count)
+        yield counts

@@ -10,13 +10,11 @@ from unittest import mock
 
 import jwt
 import pytest
-from django.core.cache import caches
 from django.utils import timezone
 from rest_framework_simplejwt.state import token_backend
 
-from healthtrack.cache import ResilientRedisCache
 from healthtrack.observability import requests_by_view
-from healthtrack.tests.early_answers import comparable, last_audit_row
+from healthtrack.tests.early_answers import cache_round_trips, comparable, last_audit_row
 from insights.views import RecommendationsView
 from metrics.tests.factories import HealthMetricFactory
 from metrics.views import MetricSummaryView
@@ -275,15 +273,8 @@ def test_a_hit_costs_one_cache_round_trip(settings, person, auth_client, view_ca
     settings.RATE_LIMIT_ENABLED = True
     url = _url(RECOMMENDATIONS, person)
     auth_client.get(url)
-    backend = type(caches["default"])
-    on_redis = issubclass(backend, ResilientRedisCache)
-    with (
-        mock.patch.object(backend, "get_many", autospec=True, side_effect=backend.get_many) as get_many,
-        mock.patch.object(
-            ResilientRedisCache, "run_script", autospec=True, side_effect=ResilientRedisCache.run_script
-        ) as script,
-    ):
+    with cache_round_trips() as round_trips:
         response = auth_client.get(url)
     assert response.status_code == 200 and response.json()["cached"] is True
-    assert (script.call_count, get_many.call_count) == ((1, 0) if on_redis else (0, 1))
+    assert round_trips["made"]() == round_trips["one"]
     assert view_calls[RECOMMENDATIONS] == 1

@@ -13,7 +13,7 @@ from django.core.cache import caches
 
 from healthtrack.cache import ResilientRedisCache
 from healthtrack.observability import requests_by_view
-from healthtrack.tests.early_answers import calls_reaching, comparable, last_audit_row
+from healthtrack.tests.early_answers import cache_round_trips, calls_reaching, comparable, last_audit_row
 from metrics.models import HealthMetric
 from metrics.tests.factories import BloodPressureFactory, HealthMetricFactory
 from metrics.views import MetricCreateView, MetricUserListView
@@ -186,18 +186,13 @@ def test_one_cache_round_trip_and_two_queries(
     settings.RATE_LIMIT_ENABLED = True
     url = LIST.format(id=person.pk)
     auth_client.get(url)
-    backend = type(caches["default"])
-    on_redis = issubclass(backend, ResilientRedisCache)
     with (
-        mock.patch.object(backend, "get_many", autospec=True, side_effect=backend.get_many) as get_many,
-        mock.patch.object(
-            ResilientRedisCache, "run_script", autospec=True, side_effect=ResilientRedisCache.run_script
-        ) as script,
+        cache_round_trips() as round_trips,
         django_assert_num_queries(2 if connection.vendor == "postgresql" else 3),
     ):
         response = auth_client.get(url)
     assert response.status_code == 200 and response.json()["count"] == 8
-    assert (script.call_count, get_many.call_count) == ((1, 0) if on_redis else (0, 1))
+    assert round_trips["made"]() == round_trips["one"]
     assert view_calls == []
 
 
